@@ -1,0 +1,192 @@
+import { sql } from 'drizzle-orm'
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
+
+// Timestamps are integer milliseconds since the epoch: exact, sortable, and what
+// JavaScript's Date speaks natively. The API renders them as Unix seconds.
+const createdAt = () => integer('created_at').notNull()
+
+export const tenants = sqliteTable('tenants', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  createdAt: createdAt(),
+})
+
+export const apiKeys = sqliteTable(
+  'api_keys',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    name: text('name').notNull(),
+    keyHash: text('key_hash').notNull(),
+    prefix: text('prefix').notNull(),
+    scopes: text('scopes', { mode: 'json' }).$type<string[]>().notNull(),
+    createdAt: createdAt(),
+    lastUsedAt: integer('last_used_at'),
+    revokedAt: integer('revoked_at'),
+  },
+  (t) => [uniqueIndex('api_keys_key_hash').on(t.keyHash), index('api_keys_tenant').on(t.tenantId, t.id)],
+)
+
+export const models = sqliteTable(
+  'models',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    name: text('name').notNull(),
+    format: text('format').notNull(),
+    task: text('task').notNull(),
+    labels: text('labels', { mode: 'json' }).$type<string[]>(),
+    input: text('input', { mode: 'json' }).$type<{ shape: number[]; dtype: string }>(),
+    policy: text('policy', { mode: 'json' }).$type<Record<string, unknown>>(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('models_tenant_name').on(t.tenantId, t.name), index('models_tenant').on(t.tenantId, t.id)],
+)
+
+export const modelVersions = sqliteTable(
+  'model_versions',
+  {
+    id: text('id').primaryKey(),
+    modelId: text('model_id').notNull().references(() => models.id),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    version: text('version').notNull(),
+    stage: text('stage').notNull().default('staging'),
+    verification: text('verification').notNull().default('unverified'),
+    verifiedAt: integer('verified_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('model_versions_model_version').on(t.modelId, t.version)],
+)
+
+// One row per file of a version. A one-file version (an ONNX model) has one row;
+// a safetensors model has its shards, index, config and tokenizer files.
+export const modelFiles = sqliteTable(
+  'model_files',
+  {
+    id: text('id').primaryKey(),
+    versionId: text('version_id').notNull().references(() => modelVersions.id),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    name: text('name').notNull(),
+    artifactKey: text('artifact_key').notNull(),
+    sha256: text('sha256').notNull(),
+    size: integer('size').notNull(),
+    verification: text('verification').notNull().default('unverified'),
+    verifiedAt: integer('verified_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('model_files_version_name').on(t.versionId, t.name)],
+)
+
+// Large files arrive in ordered parts through R2 multipart. The SHA-256 is
+// computed incrementally across parts, so its resumable state lives here.
+export const uploads = sqliteTable(
+  'uploads',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    filename: text('filename').notNull(),
+    purpose: text('purpose').notNull(),
+    mimeType: text('mime_type'),
+    bytes: integer('bytes').notNull(),
+    status: text('status').notNull().default('pending'),
+    artifactKey: text('artifact_key').notNull(),
+    r2UploadId: text('r2_upload_id').notNull(),
+    nextPart: integer('next_part').notNull().default(1),
+    partSize: integer('part_size'),
+    receivedBytes: integer('received_bytes').notNull().default(0),
+    hashState: text('hash_state').notNull(),
+    parts: text('parts', { mode: 'json' }).$type<{ partNumber: number; etag: string; size: number }[]>().notNull(),
+    partClaimedAt: integer('part_claimed_at'),
+    sha256: text('sha256'),
+    jobId: text('job_id'),
+    createdAt: createdAt(),
+    expiresAt: integer('expires_at').notNull(),
+    completedAt: integer('completed_at'),
+  },
+  (t) => [index('uploads_tenant').on(t.tenantId, t.id)],
+)
+
+export const jobs = sqliteTable(
+  'jobs',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    keyId: text('key_id'),
+    type: text('type').notNull(),
+    params: text('params', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    status: text('status').notNull().default('queued'),
+    progressDone: integer('progress_done').notNull().default(0),
+    progressTotal: integer('progress_total'),
+    progressUnit: text('progress_unit'),
+    // Each dispatch to a runner is an attempt; runner messages carry the attempt
+    // they belong to, so reports from a runner that lost the job are ignored.
+    attempts: integer('attempts').notNull().default(0),
+    runnerId: text('runner_id'),
+    result: text('result', { mode: 'json' }).$type<Record<string, unknown>>(),
+    error: text('error', { mode: 'json' }).$type<{ message: string; code: string }>(),
+    lastDispatchError: text('last_dispatch_error'),
+    requestId: text('request_id'),
+    createdAt: createdAt(),
+    startedAt: integer('started_at'),
+    updatedAt: integer('updated_at').notNull(),
+    finishedAt: integer('finished_at'),
+  },
+  (t) => [index('jobs_tenant').on(t.tenantId, t.id), index('jobs_runner_status').on(t.runnerId, t.status)],
+)
+
+export const runners = sqliteTable('runners', {
+  id: text('id').primaryKey(),
+  url: text('url').notNull(),
+  capacity: integer('capacity').notNull(),
+  inFlight: integer('in_flight').notNull().default(0),
+  jobTypes: text('job_types', { mode: 'json' }).$type<string[]>().notNull(),
+  status: text('status').notNull().default('active'),
+  registeredAt: integer('registered_at').notNull(),
+  heartbeatAt: integer('heartbeat_at').notNull(),
+})
+
+export const usageEvents = sqliteTable(
+  'usage_events',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    keyId: text('key_id'),
+    meter: text('meter').notNull(),
+    value: integer('value').notNull(),
+    timestamp: integer('timestamp').notNull(),
+    requestId: text('request_id').notNull(),
+    recordedAt: integer('recorded_at').notNull(),
+  },
+  (t) => [index('usage_events_tenant_time').on(t.tenantId, t.timestamp)],
+)
+
+export const idempotencyRecords = sqliteTable(
+  'idempotency_records',
+  {
+    scope: text('scope').notNull(),
+    key: text('key').notNull(),
+    fingerprint: text('fingerprint').notNull(),
+    state: text('state').notNull(),
+    status: integer('status'),
+    headers: text('headers', { mode: 'json' }).$type<Record<string, string>>(),
+    body: text('body'),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.scope, t.key] })],
+)
+
+// Signatures seen on the runner channel inside the ±300 s window: a replayed
+// request finds its signature here and is refused.
+export const runnerSignatures = sqliteTable('runner_signatures', {
+  signature: text('signature').primaryKey(),
+  seenAt: integer('seen_at').notNull(),
+})
+
+// Messages that exhausted their retries: kept for an operator, never dropped.
+export const deadLetters = sqliteTable('dead_letters', {
+  id: text('id').primaryKey(),
+  queue: text('queue').notNull(),
+  body: text('body', { mode: 'json' }).notNull(),
+  attempts: integer('attempts').notNull(),
+  createdAt: integer('created_at').notNull().default(sql`(unixepoch() * 1000)`),
+})

@@ -1,0 +1,50 @@
+import { z } from 'zod'
+import { SHA256_HEX } from './encoding.ts'
+
+// Every job type Moat knows, with the parameters the edge sends a runner and
+// the result the runner sends back. Later job types (merge, batch_inference)
+// add their entries here; the edge and the runner both validate against them.
+
+export const JOB_TYPES = ['verify_artifact'] as const
+export type JobType = (typeof JOB_TYPES)[number]
+export const jobTypeSchema = z.enum(JOB_TYPES)
+
+export const artifactRefSchema = z.strictObject({
+  name: z.string().min(1),
+  artifact_key: z.string().min(1),
+  sha256: z.string().regex(SHA256_HEX),
+  size: z.number().int().nonnegative(),
+})
+export type ArtifactRef = z.infer<typeof artifactRefSchema>
+
+export const verifyArtifactParamsSchema = z.strictObject({
+  model_id: z.string(),
+  version: z.string(),
+  files: z.array(artifactRefSchema).min(1),
+})
+export type VerifyArtifactParams = z.infer<typeof verifyArtifactParamsSchema>
+
+export const fileVerdictSchema = z.enum(['verified', 'mismatch', 'missing'])
+export type FileVerdict = z.infer<typeof fileVerdictSchema>
+
+export const verifyArtifactResultSchema = z.strictObject({
+  verdict: fileVerdictSchema,
+  files: z.array(
+    z.strictObject({
+      name: z.string(),
+      expected_sha256: z.string(),
+      actual_sha256: z.string().nullable(),
+      size: z.number().int().nonnegative(),
+      verdict: fileVerdictSchema,
+    }),
+  ),
+})
+export type VerifyArtifactResult = z.infer<typeof verifyArtifactResultSchema>
+
+export const jobParamsSchemas = {
+  verify_artifact: verifyArtifactParamsSchema,
+} satisfies Record<JobType, z.ZodType>
+
+export const jobResultSchemas = {
+  verify_artifact: verifyArtifactResultSchema,
+} satisfies Record<JobType, z.ZodType>
