@@ -8,7 +8,8 @@ export function toHex(bytes: ArrayBuffer | Uint8Array): string {
 }
 
 export function utf8(text: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(text)
+  // Some runtimes' typings widen this to ArrayBufferLike; it is always a plain ArrayBuffer.
+  return new TextEncoder().encode(text) as Uint8Array<ArrayBuffer>
 }
 
 export async function sha256Hex(data: string | Uint8Array<ArrayBuffer>): Promise<string> {

@@ -114,7 +114,7 @@ export const jobs = sqliteTable(
     keyId: text('key_id'),
     type: text('type').notNull(),
     params: text('params', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
-    status: text('status').notNull().default('queued'),
+    status: text('status', { enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'] }).notNull().default('queued'),
     progressDone: integer('progress_done').notNull().default(0),
     progressTotal: integer('progress_total'),
     progressUnit: text('progress_unit'),

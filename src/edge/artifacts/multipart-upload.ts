@@ -1,0 +1,229 @@
+import { and, eq } from 'drizzle-orm'
+import { createId } from '../../shared/ids.ts'
+import { ResumableSha256 } from '../../shared/resumable-sha256.ts'
+import { database } from '../db/client.ts'
+import { uploads } from '../db/schema.ts'
+import type { Env } from '../env.ts'
+import { ApiError, notFound } from '../errors.ts'
+import { uploadKey } from './artifact-names.ts'
+import { hashingStream } from './hashing-stream.ts'
+import { settleStreamedWrite } from './store-artifact.ts'
+
+// Large files through R2 multipart (OpenAI's Uploads shape). Parts arrive in
+// order, so the edge can keep a resumable SHA-256 across them; every part but
+// the last has the size of the first (R2 wants equal parts, at least 5 MiB).
+
+export const MIN_PART_BYTES = 5 * 1024 * 1024
+export const MAX_PART_BYTES = 90 * 1024 * 1024
+export const UPLOAD_TTL_MS = 24 * 60 * 60 * 1000
+// A part whose writer died keeps its claim this long before another may take it.
+const PART_CLAIM_MS = 5 * 60 * 1000
+
+export type UploadRow = typeof uploads.$inferSelect
+
+export type CreateUploadInput = {
+  tenantId: string
+  filename: string
+  purpose: string
+  bytes: number
+  mimeType: string | null
+  jobId?: string
+}
+
+export async function createUpload(env: Env, input: CreateUploadInput, now = Date.now()): Promise<UploadRow> {
+  const id = createId('upload', now)
+  const key = uploadKey(input.tenantId, id, input.filename)
+  const multipart = await env.ARTIFACTS.createMultipartUpload(key, {
+    httpMetadata: { contentType: input.mimeType ?? 'application/octet-stream' },
+  })
+  const [row] = await database(env)
+    .insert(uploads)
+    .values({
+      id,
+      tenantId: input.tenantId,
+      filename: input.filename,
+      purpose: input.purpose,
+      mimeType: input.mimeType,
+      bytes: input.bytes,
+      status: 'pending',
+      artifactKey: key,
+      r2UploadId: multipart.uploadId,
+      hashState: new ResumableSha256().saveState(),
+      parts: [],
+      jobId: input.jobId ?? null,
+      createdAt: now,
+      expiresAt: now + UPLOAD_TTL_MS,
+    })
+    .returning()
+  return row!
+}
+
+export async function findUpload(env: Env, tenantId: string, id: string): Promise<UploadRow> {
+  const [row] = await database(env)
+    .select()
+    .from(uploads)
+    .where(and(eq(uploads.id, id), eq(uploads.tenantId, tenantId)))
+  if (!row) throw notFound('upload', 'upload_id')
+  return row
+}
+
+function assertPending(upload: UploadRow, now: number): void {
+  if (upload.status !== 'pending') {
+    throw new ApiError(409, `Upload ${upload.id} is ${upload.status}`, { code: 'upload_not_pending' })
+  }
+  if (upload.expiresAt < now) throw new ApiError(409, `Upload ${upload.id} has expired`, { code: 'upload_expired' })
+}
+
+function checkPartSize(upload: UploadRow, partNumber: number, length: number): void {
+  const remaining = upload.bytes - upload.receivedBytes
+  if (length === 0) throw new ApiError(400, 'A part cannot be empty', { code: 'invalid_part_size' })
+  if (length > remaining) {
+    throw new ApiError(400, `Part ${partNumber} has ${length} bytes but only ${remaining} remain of the declared ${upload.bytes}`, {
+      code: 'invalid_part_size',
+    })
+  }
+  if (length === remaining) return
+  const expected = upload.partSize ?? length
+  if (expected < MIN_PART_BYTES || length !== expected) {
+    throw new ApiError(
+      400,
+      upload.partSize === null
+        ? `Every part but the last must be at least ${MIN_PART_BYTES} bytes`
+        : `Every part but the last must be ${upload.partSize} bytes, the size of the first`,
+      { code: 'invalid_part_size' },
+    )
+  }
+}
+
+export type PutPartInput = {
+  partNumber: number
+  body: ReadableStream<Uint8Array>
+  length: number
+  // The signed hash of a runner's part: the part is refused if its bytes differ.
+  expectedPartSha256?: string
+}
+
+export async function putUploadPart(env: Env, upload: UploadRow, input: PutPartInput, now = Date.now()) {
+  assertPending(upload, now)
+  if (input.partNumber !== upload.nextPart) {
+    throw new ApiError(409, `Part ${input.partNumber} is out of order: the next part is ${upload.nextPart}`, {
+      code: 'part_out_of_order',
+      param: 'part',
+    })
+  }
+  checkPartSize(upload, input.partNumber, input.length)
+  const db = database(env)
+  const claimed = await env.DB.prepare(
+    `UPDATE uploads SET part_claimed_at = ?3
+      WHERE id = ?1 AND next_part = ?2 AND status = 'pending' AND (part_claimed_at IS NULL OR part_claimed_at < ?4)
+      RETURNING hash_state`,
+  )
+    .bind(upload.id, input.partNumber, now, now - PART_CLAIM_MS)
+    .first<{ hash_state: string }>()
+  if (!claimed) throw new ApiError(409, `Part ${input.partNumber} is already being uploaded`, { code: 'part_in_progress' })
+
+  try {
+    const hash = ResumableSha256.restore(claimed.hash_state)
+    const hashed = hashingStream(input.body, { length: input.length, onChunk: (chunk) => hash.update(chunk) })
+    const multipart = env.ARTIFACTS.resumeMultipartUpload(upload.artifactKey, upload.r2UploadId)
+    const [{ sha256 }, part] = await settleStreamedWrite(hashed.done, multipart.uploadPart(input.partNumber, hashed.readable))
+    if (input.expectedPartSha256 && input.expectedPartSha256 !== sha256) {
+      throw new ApiError(401, 'Runner signature refused: body does not match its signed hash', { code: 'invalid_signature' })
+    }
+    const parts = [...upload.parts, { partNumber: part.partNumber, etag: part.etag, size: input.length }]
+    const [updated] = await db
+      .update(uploads)
+      .set({
+        nextPart: input.partNumber + 1,
+        receivedBytes: upload.receivedBytes + input.length,
+        partSize: upload.partSize ?? input.length,
+        hashState: hash.saveState(),
+        parts,
+        partClaimedAt: null,
+      })
+      .where(and(eq(uploads.id, upload.id), eq(uploads.nextPart, input.partNumber), eq(uploads.status, 'pending')))
+      .returning()
+    if (!updated) throw new ApiError(409, `Upload ${upload.id} changed while part ${input.partNumber} was written`, { code: 'upload_conflict' })
+    return updated
+  } catch (error) {
+    await db
+      .update(uploads)
+      .set({ partClaimedAt: null })
+      .where(and(eq(uploads.id, upload.id), eq(uploads.nextPart, input.partNumber)))
+      .run()
+    throw error
+  }
+}
+
+export async function completeUpload(env: Env, upload: UploadRow, expectedSha256: string, now = Date.now()): Promise<UploadRow> {
+  assertPending(upload, now)
+  if (upload.receivedBytes !== upload.bytes) {
+    throw new ApiError(409, `Upload ${upload.id} is incomplete: ${upload.receivedBytes} of ${upload.bytes} bytes received`, {
+      code: 'upload_incomplete',
+    })
+  }
+  const claimed = await env.DB.prepare(
+    `UPDATE uploads SET status = 'completing' WHERE id = ?1 AND status = 'pending' AND part_claimed_at IS NULL RETURNING id`,
+  )
+    .bind(upload.id)
+    .first()
+  if (!claimed) throw new ApiError(409, `Upload ${upload.id} is being written or completed`, { code: 'upload_conflict' })
+
+  const db = database(env)
+  const multipart = env.ARTIFACTS.resumeMultipartUpload(upload.artifactKey, upload.r2UploadId)
+  const sha256 = ResumableSha256.restore(upload.hashState).digestHex()
+  if (sha256 !== expectedSha256) {
+    await multipart.abort()
+    await db.update(uploads).set({ status: 'failed', sha256, completedAt: now }).where(eq(uploads.id, upload.id)).run()
+    throw new ApiError(422, `SHA-256 mismatch: expected ${expectedSha256}, received ${sha256}; the upload is discarded`, {
+      code: 'sha256_mismatch',
+      param: 'sha256',
+    })
+  }
+  try {
+    await multipart.complete(upload.parts.map(({ partNumber, etag }) => ({ partNumber, etag })))
+  } catch (error) {
+    await db.update(uploads).set({ status: 'pending' }).where(eq(uploads.id, upload.id)).run()
+    throw error
+  }
+  const [completed] = await db
+    .update(uploads)
+    .set({ status: 'completed', sha256, completedAt: now })
+    .where(eq(uploads.id, upload.id))
+    .returning()
+  return completed!
+}
+
+export async function cancelUpload(env: Env, upload: UploadRow, now = Date.now()): Promise<UploadRow> {
+  if (upload.status !== 'pending') {
+    throw new ApiError(409, `Upload ${upload.id} is ${upload.status}`, { code: 'upload_not_pending' })
+  }
+  const [cancelled] = await database(env)
+    .update(uploads)
+    .set({ status: 'cancelled', completedAt: now })
+    .where(and(eq(uploads.id, upload.id), eq(uploads.status, 'pending')))
+    .returning()
+  if (!cancelled) throw new ApiError(409, `Upload ${upload.id} changed meanwhile`, { code: 'upload_conflict' })
+  await env.ARTIFACTS.resumeMultipartUpload(upload.artifactKey, upload.r2UploadId).abort()
+  return cancelled
+}
+
+const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000))
+
+// OpenAI's Upload object, with Moat's hash and part progress.
+export function uploadView(row: UploadRow) {
+  return {
+    id: row.id,
+    object: 'upload' as const,
+    bytes: row.bytes,
+    filename: row.filename,
+    purpose: row.purpose,
+    status: row.status,
+    created_at: seconds(row.createdAt)!,
+    expires_at: seconds(row.expiresAt)!,
+    received_bytes: row.receivedBytes,
+    next_part: row.nextPart,
+    part_size: row.partSize,
+    sha256: row.status === 'completed' || row.status === 'attached' ? row.sha256 : null,
+  }
+}

@@ -1,0 +1,35 @@
+import type { ClientGuard } from './guard/client-guard.ts'
+
+export type QueueMessages = {
+  JOBS: import('./jobs/job-messages.ts').JobQueueMessage
+  RESULTS: import('./jobs/job-messages.ts').ResultQueueMessage
+  USAGE: import('../shared/usage-event.ts').UsageEvent
+}
+
+export interface Env {
+  DB: D1Database
+  ARTIFACTS: R2Bucket
+  JOBS: Queue<QueueMessages['JOBS']>
+  RESULTS: Queue<QueueMessages['RESULTS']>
+  USAGE: Queue<QueueMessages['USAGE']>
+  CLIENT_GUARD: DurableObjectNamespace<ClientGuard>
+  MOAT_ADMIN_TOKEN?: string
+  MOAT_RUNNER_SECRET?: string
+  MOAT_ENV?: string
+  MOAT_MAX_JSON_BYTES?: string
+  MOAT_MAX_ARTIFACT_BYTES?: string
+  MOAT_RUNNER_TTL_SECONDS?: string
+  MOAT_RUNNER_TIMEOUT_MS?: string
+  MOAT_SSE_POLL_MS?: string
+}
+
+export type AuthContext = { tenantId: string; keyId: string; scopes: readonly string[] }
+
+export type AppEnv = {
+  Bindings: Env
+  Variables: {
+    requestId: string
+    auth: AuthContext
+    idempotentReplay: boolean
+  }
+}

@@ -1,0 +1,104 @@
+import type { JobType } from '../../shared/job-types.ts'
+import type { Env } from '../env.ts'
+import { adjustInFlight } from '../runners/runner-pool.ts'
+import { attemptGuard, jobEffects, resultIsValid } from './job-effects.ts'
+import type { ResultQueueMessage } from './job-messages.ts'
+
+// Job states only move forward: queued → running → succeeded | failed |
+// cancelled. The one way back is running → queued when the runner gives the
+// job up (release) or is lost (the sweep); the attempt number then grows, and
+// every runner report names its attempt, so a report from a runner that lost
+// the job matches nothing. Each transition is one conditional UPDATE: a
+// duplicate message finds the state already moved and changes nothing.
+
+export type FailInput = { jobId: string; attempt: number | null; code: string; message: string }
+
+// Fails a running attempt, or a queued job when `attempt` is null (the
+// dead-letter queue gave up dispatching it).
+export async function failJob(env: Env, input: FailInput): Promise<boolean> {
+  const now = Date.now()
+  const error = JSON.stringify({ message: input.message, code: input.code })
+  const statement =
+    input.attempt === null
+      ? env.DB.prepare(
+          `UPDATE jobs SET status = 'failed', error = ?2, finished_at = ?3, updated_at = ?3
+            WHERE id = ?1 AND status = 'queued' RETURNING runner_id`,
+        ).bind(input.jobId, error, now)
+      : env.DB.prepare(
+          `UPDATE jobs SET status = 'failed', error = ?2, finished_at = ?3, updated_at = ?3
+            WHERE id = ?1 AND status = 'running' AND attempts = ?4 RETURNING runner_id`,
+        ).bind(input.jobId, error, now, input.attempt)
+  const changed = await statement.first<{ runner_id: string | null }>()
+  if (changed?.runner_id) await adjustInFlight(env, changed.runner_id, -1).run()
+  return changed !== null
+}
+
+type JobRecord = { id: string; type: string; params: string; status: string; attempts: number; runner_id: string | null }
+
+async function applyProgress(env: Env, message: Extract<ResultQueueMessage, { kind: 'progress' }>): Promise<void> {
+  const { report } = message
+  await env.DB.prepare(
+    `UPDATE jobs SET progress_done = ?3, progress_total = ?4, progress_unit = ?5, updated_at = ?6
+      WHERE id = ?1 AND attempts = ?2 AND status = 'running'
+        AND (progress_done <= ?3 OR progress_unit IS NOT ?5)`,
+  )
+    .bind(message.job_id, report.attempt, report.done, report.total, report.unit, Date.now())
+    .run()
+}
+
+async function applyResult(env: Env, job: JobRecord, message: Extract<ResultQueueMessage, { kind: 'result' }>): Promise<void> {
+  const { report } = message
+  if (report.status === 'failed') {
+    await failJob(env, { jobId: job.id, attempt: report.attempt, code: report.error.code, message: report.error.message })
+    return
+  }
+  if (!resultIsValid(job.type, report.result)) {
+    await failJob(env, {
+      jobId: job.id,
+      attempt: report.attempt,
+      code: 'invalid_result',
+      message: `The runner's result does not match the '${job.type}' result schema`,
+    })
+    return
+  }
+  const now = Date.now()
+  const guard = attemptGuard(job.id, report.attempt)
+  const effects = jobEffects[job.type as JobType](env, { params: JSON.parse(job.params) }, report.result, guard)
+  const runnerRelease = job.runner_id
+    ? [env.DB.prepare(`UPDATE runners SET in_flight = MAX(in_flight - 1, 0) WHERE id = ? AND ${guard.sql}`).bind(job.runner_id, ...guard.args)]
+    : []
+  await env.DB.batch([
+    ...effects,
+    ...runnerRelease,
+    env.DB.prepare(
+      `UPDATE jobs SET status = 'succeeded', result = ?3, finished_at = ?4, updated_at = ?4,
+          progress_done = COALESCE(progress_total, progress_done)
+        WHERE id = ?1 AND attempts = ?2 AND status = 'running'`,
+    ).bind(job.id, report.attempt, JSON.stringify(report.result), now),
+  ])
+}
+
+// Running → queued for a new attempt, then onto the jobs queue. Only the
+// caller whose update moved the job sends it, so a job is queued once.
+export async function requeueAttempt(env: Env, jobId: string, attempt: number, reason: string): Promise<boolean> {
+  const moved = await env.DB.prepare(
+    `UPDATE jobs SET status = 'queued', runner_id = NULL, last_dispatch_error = ?3, updated_at = ?4
+      WHERE id = ?1 AND attempts = ?2 AND status = 'running' RETURNING runner_id`,
+  )
+    .bind(jobId, attempt, reason, Date.now())
+    .first<{ runner_id: string | null }>()
+  if (!moved) return false
+  if (moved.runner_id) await adjustInFlight(env, moved.runner_id, -1).run()
+  await env.JOBS.send({ job_id: jobId })
+  return true
+}
+
+export async function applyRunnerReport(env: Env, message: ResultQueueMessage): Promise<void> {
+  if (message.kind === 'progress') return applyProgress(env, message)
+  const job = await env.DB.prepare('SELECT id, type, params, status, attempts, runner_id FROM jobs WHERE id = ?1')
+    .bind(message.job_id)
+    .first<JobRecord>()
+  if (!job || job.status !== 'running' || job.attempts !== message.report.attempt) return
+  if (message.kind === 'result') return applyResult(env, job, message)
+  await requeueAttempt(env, job.id, message.report.attempt, `released by runner: ${message.report.reason}`)
+}

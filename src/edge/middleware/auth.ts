@@ -1,0 +1,64 @@
+import { eq } from 'drizzle-orm'
+import type { MiddlewareHandler } from 'hono'
+import { constantTimeEqual } from '../../shared/constant-time.ts'
+import { sha256Hex } from '../../shared/encoding.ts'
+import { API_KEY_PATTERN } from '../auth/api-key.ts'
+import { hasScope, type Scope } from '../auth/scopes.ts'
+import { database } from '../db/client.ts'
+import { apiKeys } from '../db/schema.ts'
+import type { AppEnv } from '../env.ts'
+import { ApiError } from '../errors.ts'
+
+const LAST_USED_RESOLUTION_MS = 60_000
+
+function unauthorized(message: string): ApiError {
+  return new ApiError(401, message, { code: 'invalid_api_key', headers: { 'www-authenticate': 'Bearer' } })
+}
+
+export function bearerToken(header: string | undefined): string | null {
+  if (!header) return null
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  return match?.[1] ?? null
+}
+
+// Bearer auth with an API key: the key's SHA-256 finds its row; the stored hash
+// is compared in constant time; revoked keys are refused. Scopes are checked
+// per route with requireScope.
+export function requireKey(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const token = bearerToken(c.req.header('authorization'))
+    if (!token) throw unauthorized('Missing API key: send Authorization: Bearer <key>')
+    if (!API_KEY_PATTERN.test(token)) throw unauthorized('Malformed API key')
+    const hash = await sha256Hex(token)
+    const db = database(c.env)
+    const [row] = await db.select().from(apiKeys).where(eq(apiKeys.keyHash, hash)).limit(1)
+    if (!row || !constantTimeEqual(row.keyHash, hash)) throw unauthorized('Invalid API key')
+    if (row.revokedAt !== null) throw unauthorized('This API key has been revoked')
+    c.set('auth', { tenantId: row.tenantId, keyId: row.id, scopes: row.scopes })
+    const now = Date.now()
+    if (row.lastUsedAt === null || now - row.lastUsedAt > LAST_USED_RESOLUTION_MS) {
+      c.executionCtx.waitUntil(db.update(apiKeys).set({ lastUsedAt: now }).where(eq(apiKeys.id, row.id)).run())
+    }
+    await next()
+  }
+}
+
+export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (!hasScope(c.get('auth').scopes, scope)) {
+      throw new ApiError(403, `This key lacks the '${scope}' scope`, { code: 'insufficient_scope' })
+    }
+    await next()
+  }
+}
+
+// Operator endpoints (creating tenants) take the MOAT_ADMIN_TOKEN secret.
+export function requireAdminToken(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const expected = c.env.MOAT_ADMIN_TOKEN
+    if (!expected) throw new ApiError(503, 'MOAT_ADMIN_TOKEN is not configured', { code: 'admin_disabled' })
+    const token = bearerToken(c.req.header('authorization'))
+    if (!token || !constantTimeEqual(token, expected)) throw unauthorized('Invalid admin token')
+    await next()
+  }
+}

@@ -1,0 +1,27 @@
+import type { Env } from './env.ts'
+
+// Every edge setting with its default; wrangler.toml vars override them and the
+// README lists them.
+export type EdgeSettings = {
+  maxJsonBytes: number
+  maxArtifactBytes: number
+  runnerTtlSeconds: number
+  runnerTimeoutMs: number
+  ssePollMs: number
+}
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback
+  const parsed = Number(value)
+  return Number.isInteger(parsed) && parsed > 0 ? parsed : fallback
+}
+
+export function readSettings(env: Env): EdgeSettings {
+  return {
+    maxJsonBytes: positiveInt(env.MOAT_MAX_JSON_BYTES, 1024 * 1024),
+    maxArtifactBytes: positiveInt(env.MOAT_MAX_ARTIFACT_BYTES, 90 * 1024 * 1024),
+    runnerTtlSeconds: positiveInt(env.MOAT_RUNNER_TTL_SECONDS, 15),
+    runnerTimeoutMs: positiveInt(env.MOAT_RUNNER_TIMEOUT_MS, 5000),
+    ssePollMs: positiveInt(env.MOAT_SSE_POLL_MS, 1000),
+  }
+}

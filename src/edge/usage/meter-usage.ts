@@ -1,0 +1,65 @@
+import type { Context } from 'hono'
+import { usageEventId, type UsageEvent } from '../../shared/usage-event.ts'
+import { database } from '../db/client.ts'
+import { usageEvents } from '../db/schema.ts'
+import type { AppEnv, Env } from '../env.ts'
+
+export type MeterInput = { tenantId: string; keyId: string | null; requestId: string; meter: string; value: number }
+
+export async function buildUsageEvent(input: MeterInput, now = Date.now()): Promise<UsageEvent> {
+  return {
+    id: await usageEventId(input.requestId, input.meter),
+    tenant_id: input.tenantId,
+    key_id: input.keyId,
+    meter: input.meter,
+    value: input.value,
+    timestamp: now,
+    request_id: input.requestId,
+  }
+}
+
+export async function recordUsageEvents(env: Pick<Env, 'DB'>, events: readonly UsageEvent[]): Promise<void> {
+  if (events.length === 0) return
+  const db = database(env)
+  const recordedAt = Date.now()
+  const inserts = events.map((event) =>
+    db
+      .insert(usageEvents)
+      .values({
+        id: event.id,
+        tenantId: event.tenant_id,
+        keyId: event.key_id,
+        meter: event.meter,
+        value: event.value,
+        timestamp: event.timestamp,
+        requestId: event.request_id,
+        recordedAt,
+      })
+      .onConflictDoNothing(),
+  )
+  await db.batch(inserts as [(typeof inserts)[number], ...typeof inserts])
+}
+
+// Sends one usage event off the critical path. If the queue refuses it, the
+// event goes straight into the table: the id makes either path count it once.
+export async function sendUsageEvent(env: Pick<Env, 'DB' | 'USAGE'>, event: UsageEvent): Promise<void> {
+  try {
+    await env.USAGE.send(event)
+  } catch {
+    await recordUsageEvents(env, [event])
+  }
+}
+
+// Meters one unit of `meter` for the current request. A request meters each
+// meter at most once (the event id is per request and meter): sum first.
+export async function meterUsage(c: Context<AppEnv>, meter: string, value: number): Promise<void> {
+  const auth = c.get('auth')
+  const event = await buildUsageEvent({
+    tenantId: auth.tenantId,
+    keyId: auth.keyId,
+    requestId: c.get('requestId'),
+    meter,
+    value,
+  })
+  c.executionCtx.waitUntil(sendUsageEvent(c.env, event))
+}
