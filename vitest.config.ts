@@ -1,5 +1,16 @@
+import { readFileSync, writeFileSync } from 'node:fs'
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin'
 import { defineConfig } from 'vitest/config'
+
+// Edge tests deliver queue batches to the handler themselves
+// (createMessageBatch), so that nothing is consumed behind their back: they
+// run against wrangler.toml minus its [[queues.consumers]] blocks.
+function wranglerConfigWithoutConsumers(): string {
+  const path = './.wrangler-test.toml'
+  const blocks = readFileSync('./wrangler.toml', 'utf8').split(/^(?=\[)/m)
+  writeFileSync(path, blocks.filter((block) => !block.startsWith('[[queues.consumers]]')).join(''))
+  return path
+}
 
 // Three projects: the edge inside workerd (Cloudflare's pool), shared code and
 // the runner in Node, and end-to-end tests that start the real edge (wrangler
@@ -10,7 +21,7 @@ export default defineConfig({
       {
         plugins: [
           cloudflareTest(async () => ({
-            wrangler: { configPath: './wrangler.toml' },
+            wrangler: { configPath: wranglerConfigWithoutConsumers() },
             miniflare: {
               bindings: {
                 MOAT_ADMIN_TOKEN: 'test-admin-token',

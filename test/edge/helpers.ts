@@ -1,0 +1,120 @@
+import { createExecutionContext, createMessageBatch, getQueueResult, type QueueResult } from 'cloudflare:test'
+import { env, exports } from 'cloudflare:workers'
+import worker from '../../src/edge/index.ts'
+import { signRunnerRequest } from '../../src/shared/runner-signature.ts'
+
+export const ADMIN_TOKEN = 'test-admin-token'
+export const RUNNER_SECRET = 'test-runner-secret'
+const BASE = 'http://moat.test'
+
+export type CallOptions = { method?: string; key?: string; body?: unknown; headers?: Record<string, string>; raw?: BodyInit }
+
+export async function call(path: string, options: CallOptions = {}): Promise<Response> {
+  const headers = new Headers(options.headers)
+  if (options.key) headers.set('authorization', `Bearer ${options.key}`)
+  let body: BodyInit | undefined = options.raw
+  if (options.body !== undefined) {
+    headers.set('content-type', 'application/json')
+    body = JSON.stringify(options.body)
+  }
+  return exports.default.fetch(`${BASE}${path}`, { method: options.method ?? (body ? 'POST' : 'GET'), headers, body })
+}
+
+export async function json<T = any>(response: Response): Promise<T> {
+  return (await response.json()) as T
+}
+
+export type Tenant = { tenantId: string; adminKey: string }
+
+export async function createTenant(name = 'acme'): Promise<Tenant> {
+  const res = await call('/admin/tenants', { headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, body: { name } })
+  if (res.status !== 201) throw new Error(`tenant creation failed: ${res.status} ${await res.text()}`)
+  const body = await json(res)
+  return { tenantId: body.tenant.id, adminKey: body.api_key.key }
+}
+
+export async function createKey(tenant: Tenant, scopes?: string[]): Promise<string> {
+  const res = await call('/v1/keys', { key: tenant.adminKey, body: { name: 'k', ...(scopes ? { scopes } : {}) } })
+  if (res.status !== 201) throw new Error(`key creation failed: ${res.status} ${await res.text()}`)
+  return (await json(res)).key
+}
+
+export async function registerModel(tenant: Tenant, name = 'digits', format = 'onnx'): Promise<string> {
+  const res = await call('/v1/models', { key: tenant.adminKey, body: { name, format, task: 'classification' } })
+  if (res.status !== 201) throw new Error(`model registration failed: ${res.status} ${await res.text()}`)
+  return (await json(res)).id
+}
+
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>))
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+export function bytesOf(length: number, seed = 1): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(length)
+  let x = seed
+  for (let i = 0; i < length; i++) {
+    x = (x * 1103515245 + 12345) >>> 0
+    out[i] = x >>> 24
+  }
+  return out
+}
+
+export async function putArtifact(tenant: Tenant, modelId: string, version: string, bytes: Uint8Array<ArrayBuffer>) {
+  return call(`/v1/models/${modelId}/versions/${version}/artifact`, { method: 'PUT', key: tenant.adminKey, raw: bytes })
+}
+
+// A request on the runner channel, signed as a runner signs it.
+export async function signedCall(path: string, body?: unknown, options: { method?: string; now?: number; secret?: string } = {}) {
+  const method = options.method ?? (body === undefined ? 'GET' : 'POST')
+  const text = body === undefined ? undefined : JSON.stringify(body)
+  const headers = await signRunnerRequest({
+    secret: options.secret ?? RUNNER_SECRET,
+    method,
+    path,
+    ...(text === undefined ? {} : { body: text }),
+    ...(options.now === undefined ? {} : { now: options.now }),
+  })
+  return {
+    headers,
+    send: (override: Record<string, string> = {}) =>
+      exports.default.fetch(`${BASE}${path}`, {
+        method,
+        headers: { ...headers, 'content-type': 'application/json', ...override },
+        ...(text === undefined ? {} : { body: text }),
+      }),
+  }
+}
+
+let messageCounter = 0
+
+// Delivers messages to the worker's queue handler as the queue would, and
+// returns what the handler acked and retried.
+export async function deliver(queue: string, bodies: unknown[], attempts = 1): Promise<QueueResult> {
+  const batch = createMessageBatch(
+    queue,
+    bodies.map((body) => ({ id: `msg-${++messageCounter}`, timestamp: new Date(), attempts, body })),
+  )
+  const ctx = createExecutionContext()
+  await worker.queue(batch, env, ctx)
+  return getQueueResult(batch, ctx)
+}
+
+export async function registerRunner(runnerId: string, url: string, options: { capacity?: number; running?: { job_id: string; attempt: number }[] } = {}) {
+  const res = await (
+    await signedCall('/internal/v1/runners/register', {
+      runner_id: runnerId,
+      url,
+      capacity: options.capacity ?? 2,
+      in_flight: 0,
+      job_types: ['verify_artifact'],
+      running: options.running ?? [],
+    })
+  ).send()
+  if (res.status !== 200) throw new Error(`runner registration failed: ${res.status} ${await res.text()}`)
+  return json(res)
+}
+
+export async function jobRow(id: string) {
+  return env.DB.prepare('SELECT * FROM jobs WHERE id = ?1').bind(id).first<Record<string, any>>()
+}
