@@ -1,0 +1,85 @@
+import { env } from 'cloudflare:workers'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { buildUsageEvent, sendUsageEvent } from '../../src/edge/usage/meter-usage.ts'
+import { scheduledMaintenance } from '../../src/edge/runners/sweep.ts'
+import { call, createTenant, deliver, json } from './helpers.ts'
+
+afterEach(() => vi.restoreAllMocks())
+
+async function usageRows(tenantId: string) {
+  const { results } = await env.DB.prepare('SELECT meter, value, request_id FROM usage_events WHERE tenant_id = ?1 ORDER BY meter')
+    .bind(tenantId)
+    .all<{ meter: string; value: number; request_id: string }>()
+  return results
+}
+
+describe('usage events', () => {
+  it('meters every served request through the usage queue with a deterministic id', async () => {
+    const tenant = await createTenant()
+    const sent = vi.spyOn(env.USAGE, 'send')
+    const res = await call('/v1/models', { key: tenant.adminKey })
+    const requestId = res.headers.get('x-request-id')!
+    await vi.waitFor(() => expect(sent).toHaveBeenCalled())
+    const event = sent.mock.calls[0]![0]
+    expect(event).toMatchObject({ tenant_id: tenant.tenantId, meter: 'requests', value: 1, request_id: requestId })
+    expect(event.id).toBe((await buildUsageEvent({ tenantId: tenant.tenantId, keyId: event.key_id, requestId, meter: 'requests', value: 1 })).id)
+
+    await deliver('moat-usage', [event])
+    await deliver('moat-usage', [event, event])
+    expect(await usageRows(tenant.tenantId)).toEqual([{ meter: 'requests', value: 1, request_id: requestId }])
+  })
+
+  it('does not bill an idempotent replay twice', async () => {
+    const tenant = await createTenant()
+    const sent = vi.spyOn(env.USAGE, 'send')
+    const request = { key: tenant.adminKey, headers: { 'idempotency-key': 'u-1' }, body: { name: 'm', format: 'onnx', task: 'classification' } }
+    await call('/v1/models', request)
+    await call('/v1/models', request)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(sent.mock.calls.filter(([e]) => e.meter === 'requests')).toHaveLength(1)
+  })
+
+  it('writes the event straight to the ledger when the queue refuses it', async () => {
+    const tenant = await createTenant()
+    vi.spyOn(env.USAGE, 'send').mockRejectedValue(new Error('queue down'))
+    const event = await buildUsageEvent({ tenantId: tenant.tenantId, keyId: null, requestId: 'req_x', meter: 'requests', value: 1 })
+    await sendUsageEvent(env, event)
+    await sendUsageEvent(env, event)
+    expect(await usageRows(tenant.tenantId)).toHaveLength(1)
+  })
+
+  it('keeps malformed usage messages as dead letters and records the rest of the batch', async () => {
+    const tenant = await createTenant()
+    const good = await buildUsageEvent({ tenantId: tenant.tenantId, keyId: null, requestId: 'req_y', meter: 'requests', value: 2 })
+    const result = await deliver('moat-usage', [good, { meter: 'x' }])
+    expect(result.ackAll).toBe(true)
+    expect(await usageRows(tenant.tenantId)).toEqual([{ meter: 'requests', value: 2, request_id: 'req_y' }])
+    expect(await env.DB.prepare(`SELECT 1 AS one FROM dead_letters WHERE queue = 'moat-usage' AND body = ?1`).bind(JSON.stringify({ meter: 'x' })).first()).toEqual({ one: 1 })
+  })
+
+  it('meters uploaded bytes', async () => {
+    const tenant = await createTenant()
+    const sent = vi.spyOn(env.USAGE, 'send')
+    const model = await json(await call('/v1/models', { key: tenant.adminKey, body: { name: 'b', format: 'onnx', task: 'classification' } }))
+    await call(`/v1/models/${model.id}/versions/1/artifact`, { method: 'PUT', key: tenant.adminKey, raw: new Uint8Array(777) })
+    await vi.waitFor(() => expect(sent.mock.calls.some(([e]) => e.meter === 'artifacts.bytes' && e.value === 777)).toBe(true))
+  })
+})
+
+describe('maintenance', () => {
+  it('purges expired idempotency records and old runner signatures', async () => {
+    const old = Date.now() - 2 * 24 * 60 * 60 * 1000
+    await env.DB.prepare(`INSERT INTO idempotency_records (scope, key, fingerprint, state, created_at) VALUES ('s', 'old', 'f', 'complete', ?1)`).bind(old).run()
+    await env.DB.prepare(`INSERT INTO runner_signatures (signature, seen_at) VALUES ('v1=old', ?1)`).bind(old).run()
+    await scheduledMaintenance(env)
+    expect(await env.DB.prepare(`SELECT 1 FROM idempotency_records WHERE key = 'old'`).first()).toBeNull()
+    expect(await env.DB.prepare(`SELECT 1 FROM runner_signatures WHERE signature = 'v1=old'`).first()).toBeNull()
+  })
+})
+
+describe('the ClientGuard Durable Object', () => {
+  it('is declared with SQLite storage and answers over RPC', async () => {
+    const stub = env.CLIENT_GUARD.get(env.CLIENT_GUARD.idFromName('key_test'))
+    expect(await stub.schemaVersion()).toBe(1)
+  })
+})
