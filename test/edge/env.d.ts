@@ -6,5 +6,8 @@ declare global {
     interface Env extends MoatEnv {
       TEST_MIGRATIONS: D1Migration[]
     }
+    interface GlobalProps {
+      mainModule: typeof import('../../src/edge/index.ts')
+    }
   }
 }

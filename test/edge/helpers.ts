@@ -96,7 +96,7 @@ export async function deliver(queue: string, bodies: unknown[], attempts = 1): P
     bodies.map((body) => ({ id: `msg-${++messageCounter}`, timestamp: new Date(), attempts, body })),
   )
   const ctx = createExecutionContext()
-  await worker.queue(batch, env, ctx)
+  await worker.queue(batch, env)
   return getQueueResult(batch, ctx)
 }
 
