@@ -61,6 +61,23 @@ describe('runner HTTP API', () => {
     expect((await healthz(world.runner)).in_flight).toBe(0)
   })
 
+  it('reports a job that throws as failed, with its message and code', async () => {
+    world = await startWorld({
+      registry: {
+        verify_artifact: async ({ job }) => {
+          if (job.job_id === 'job_throws') throw new Error('kaput')
+          return { verdict: 'verified', files: [], surprise: true } as never
+        },
+      },
+    })
+    expect((await signedPost(world.runner.url, '/jobs', verifyDispatch('job_throws', [FILE]))).status).toBe(202)
+    expect((await signedPost(world.runner.url, '/jobs', verifyDispatch('job_odd', [FILE]))).status).toBe(202)
+    await waitFor(() => world.edge.results.length === 2)
+    const byJob = Object.fromEntries(world.edge.results.map((entry) => [entry.jobId, entry.report]))
+    expect(byJob.job_throws).toEqual({ attempt: 1, status: 'failed', error: { message: 'kaput', code: 'job_failed' } })
+    expect(byJob.job_odd).toMatchObject({ status: 'failed', error: { code: 'invalid_result' } })
+  })
+
   describe('refuses requests the edge did not sign, and runs nothing', () => {
     const expectRefused = async (response: Response, code: string) => {
       expect(response.status).toBe(401)
