@@ -13,16 +13,20 @@ export const jobDispatchSchema = z.strictObject({
 })
 export type JobDispatch = z.infer<typeof jobDispatchSchema>
 
-// runner → edge: POST /internal/v1/runners/register (also the heartbeat)
+// runner → edge: POST /internal/v1/runners/register (also the heartbeat). A
+// runner that is shutting down says `draining`, so no new job is sent to it.
 export const runnerRegistrationSchema = z.strictObject({
   runner_id: z.string().min(1).max(128),
+  state: z.enum(['active', 'draining']).default('active'),
   url: z.url({ protocol: /^https?$/ }),
   capacity: z.number().int().positive().max(1024),
   in_flight: z.number().int().nonnegative(),
   job_types: z.array(jobTypeSchema).min(1),
   running: z.array(z.strictObject({ job_id: z.string(), attempt: z.number().int().positive() })),
 })
-export type RunnerRegistration = z.infer<typeof runnerRegistrationSchema>
+// What a runner sends (`state` may be left out) and what the edge reads.
+export type RunnerRegistration = z.input<typeof runnerRegistrationSchema>
+export type ReceivedRunnerRegistration = z.output<typeof runnerRegistrationSchema>
 
 export const progressUnitSchema = z.enum(['bytes', 'tensors', 'rows', 'steps'])
 

@@ -100,10 +100,15 @@ export async function deliver(queue: string, bodies: unknown[], attempts = 1): P
   return getQueueResult(batch, ctx)
 }
 
-export async function registerRunner(runnerId: string, url: string, options: { capacity?: number; running?: { job_id: string; attempt: number }[] } = {}) {
+export async function registerRunner(
+  runnerId: string,
+  url: string,
+  options: { capacity?: number; running?: { job_id: string; attempt: number }[]; state?: 'active' | 'draining' } = {},
+) {
   const res = await (
     await signedCall('/internal/v1/runners/register', {
       runner_id: runnerId,
+      ...(options.state ? { state: options.state } : {}),
       url,
       capacity: options.capacity ?? 2,
       in_flight: 0,

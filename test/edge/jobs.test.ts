@@ -344,6 +344,21 @@ describe('lost runners and heartbeats', () => {
     expect(sent).toHaveBeenCalledWith({ job_id: job.id })
   })
 
+  it('sends nothing to a draining runner and leaves its running jobs to it', async () => {
+    const tenant = await createTenant()
+    const { job, runnerId } = await runningJob(tenant)
+    const row = await env.DB.prepare('SELECT url FROM runners WHERE id = ?1').bind(runnerId).first<{ url: string }>()
+    await registerRunner(runnerId, row!.url, { state: 'draining', running: [{ job_id: job.id, attempt: 1 }] })
+    const { sweepLostRunners } = await import('../../src/edge/runners/sweep.ts')
+    expect(await sweepLostRunners(env)).toBe(0)
+    expect((await jobRow(job.id))!.status).toBe('running')
+    const next = await queuedJob(tenant)
+    const runner = fakeRunner(() => new Response(null, { status: 202 }))
+    const outcome = await deliver('moat-jobs', [{ job_id: next.job.id }])
+    expect(outcome.retryMessages).toHaveLength(1)
+    expect(runner.calls).toHaveLength(0)
+  })
+
   it('replaces the earlier process at the same URL and tells a runner which jobs are stale', async () => {
     const tenant = await createTenant()
     const { job, runnerId } = await runningJob(tenant)

@@ -1,4 +1,4 @@
-import type { RunnerRegistration } from '../../shared/runner-wire.ts'
+import type { ReceivedRunnerRegistration } from '../../shared/runner-wire.ts'
 import type { Env } from '../env.ts'
 
 export const HEARTBEAT_MS = 5000
@@ -13,17 +13,17 @@ export type RegistrationReply = {
 // of an earlier process replaces it (that process is gone, and its jobs are
 // requeued by the sweep). `stale` tells the runner which of its jobs are no
 // longer its own (cancelled or reassigned), so it stops them.
-export async function registerRunner(env: Env, registration: RunnerRegistration, now = Date.now()): Promise<RegistrationReply> {
+export async function registerRunner(env: Env, registration: ReceivedRunnerRegistration, now = Date.now()): Promise<RegistrationReply> {
   await env.DB.batch([
-    env.DB.prepare(`UPDATE runners SET status = 'replaced' WHERE url = ?1 AND id <> ?2 AND status = 'active'`).bind(
+    env.DB.prepare(`UPDATE runners SET status = 'replaced' WHERE url = ?1 AND id <> ?2 AND status IN ('active', 'draining')`).bind(
       registration.url,
       registration.runner_id,
     ),
     env.DB.prepare(
       `INSERT INTO runners (id, url, capacity, in_flight, job_types, status, registered_at, heartbeat_at)
-        VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?6)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?6, ?6)
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, capacity = excluded.capacity, in_flight = excluded.in_flight,
-          job_types = excluded.job_types, status = 'active', heartbeat_at = excluded.heartbeat_at`,
+          job_types = excluded.job_types, status = excluded.status, heartbeat_at = excluded.heartbeat_at`,
     ).bind(
       registration.runner_id,
       registration.url,
@@ -31,6 +31,7 @@ export async function registerRunner(env: Env, registration: RunnerRegistration,
       registration.in_flight,
       JSON.stringify(registration.job_types),
       now,
+      registration.state,
     ),
   ])
   const stale: RegistrationReply['stale'] = []

@@ -13,16 +13,17 @@ import { readSettings } from '../settings.ts'
 const ORPHANED_QUEUED_MS = 10 * 60 * 1000
 
 // Runners that stopped heartbeating are lost; their running jobs go back to
-// the queue for a new attempt. Runs on every runner heartbeat and from cron,
+// the queue for a new attempt. A draining runner keeps its jobs: it is
+// finishing them, or will release them. Runs on every runner heartbeat and from cron,
 // so a job whose runner died is picked up as soon as any runner is alive.
 export async function sweepLostRunners(env: Env, now = Date.now()): Promise<number> {
   const { runnerTtlSeconds } = readSettings(env)
-  await env.DB.prepare(`UPDATE runners SET status = 'lost' WHERE status = 'active' AND heartbeat_at < ?1`)
+  await env.DB.prepare(`UPDATE runners SET status = 'lost' WHERE status IN ('active', 'draining') AND heartbeat_at < ?1`)
     .bind(now - runnerTtlSeconds * 1000)
     .run()
   const { results } = await env.DB.prepare(
     `SELECT jobs.id, jobs.attempts, jobs.runner_id FROM jobs JOIN runners ON runners.id = jobs.runner_id
-      WHERE jobs.status = 'running' AND runners.status <> 'active'`,
+      WHERE jobs.status = 'running' AND runners.status IN ('lost', 'replaced')`,
   ).all<{ id: string; attempts: number; runner_id: string }>()
   let requeued = 0
   for (const job of results) {
