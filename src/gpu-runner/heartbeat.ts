@@ -11,6 +11,8 @@ import { errorMessage, type Logger } from './logger.ts'
 // no longer assigns to this runner, which the runner then stops.
 
 export type Heartbeat = {
+  // Beats at once instead of at the next interval, to tell the edge of a change now.
+  beatNow(): void
   stop(): Promise<void>
 }
 
@@ -26,9 +28,7 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
   const { logger } = options
   const stopping = new AbortController()
   const { signal } = stopping
-  // Backoff never waits longer than one beat: a runner that stays silent longer looks dead.
-  const retryDelayMs = (failures: number) =>
-    backoffSeconds(failures, { baseSeconds: 0.5, maxSeconds: options.intervalMs / 1000 }) * 1000
+  let wake = new AbortController()
 
   const loop = async () => {
     let failures = 0
@@ -37,11 +37,11 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
     while (!signal.aborted) {
       try {
         const response = await options.edge.register(options.registration(), signal)
+        // The edge decides when a runner counts as gone; never beat slower than it expects.
+        intervalMs = Math.min(options.intervalMs, response.heartbeat_ms ?? options.intervalMs)
         if (!registered || failures > 0) logger.info('registered with the edge', { heartbeat_ms: intervalMs })
         registered = true
         failures = 0
-        // The edge decides when a runner counts as gone; never beat slower than it expects.
-        intervalMs = Math.min(options.intervalMs, response.heartbeat_ms ?? options.intervalMs)
         if (response.stale.length > 0) {
           logger.info('edge reassigned jobs', { stale: response.stale })
           options.onStale(response.stale)
@@ -51,12 +51,17 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
         failures++
         logger.warn('registration with the edge failed', { error: errorMessage(error), failures })
       }
-      await sleep(failures > 0 ? retryDelayMs(failures) : intervalMs, undefined, { signal }).catch(() => {})
+      // Backoff never waits longer than one beat: a runner silent for longer looks dead.
+      const delayMs =
+        failures > 0 ? backoffSeconds(failures, { baseSeconds: 0.5, maxSeconds: intervalMs / 1000 }) * 1000 : intervalMs
+      wake = new AbortController()
+      await sleep(delayMs, undefined, { signal: AbortSignal.any([signal, wake.signal]) }).catch(() => {})
     }
   }
 
   const running = loop()
   return {
+    beatNow: () => wake.abort(),
     async stop() {
       stopping.abort()
       await running

@@ -109,6 +109,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions =
     intervalMs: config.heartbeatMs,
     registration: () => ({
       runner_id: config.runnerId,
+      state: draining ? 'draining' : 'active',
       url: runnerUrl,
       capacity: config.capacity,
       in_flight: supervisor.inFlight,
@@ -122,8 +123,10 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions =
   const drainAndClose = async () => {
     draining = true
     logger.info('shutting down', { in_flight: supervisor.inFlight, grace_ms: config.shutdownGraceMs })
-    // Heartbeats go on while jobs finish, or the edge would think this runner
-    // dead and hand its jobs to another one.
+    // The edge learns at once that no new job should come here. Heartbeats go
+    // on while jobs finish, or the edge would think this runner dead and hand
+    // its jobs to another one.
+    heartbeat.beatNow()
     if (!(await supervisor.waitForIdle(config.shutdownGraceMs))) {
       logger.warn('grace period over, releasing unfinished jobs', { in_flight: supervisor.inFlight })
       await supervisor.releaseAll('runner shutting down')

@@ -10,6 +10,7 @@ import { FAST_RETRY, SECRET, sha256 } from './support/fixtures.ts'
 
 const registration = {
   runner_id: 'runner_test',
+  state: 'active' as const,
   url: 'http://127.0.0.1:9999',
   capacity: 2,
   in_flight: 1,

@@ -46,6 +46,7 @@ describe('runner lifecycle', () => {
       await waitFor(() => edge.registrations.length >= 3, 2000, 'three heartbeats')
       expect(edge.registrations[0]).toEqual({
         runner_id: 'runner-beat',
+        state: 'active',
         url: runner.url,
         capacity: 3,
         in_flight: 0,
@@ -295,21 +296,31 @@ describe('runner lifecycle', () => {
   describe('shutdown', () => {
     it('refuses new jobs, lets short jobs finish within the grace period and releases long ones', async () => {
       world = await startWorld({
-        env: { MOAT_RUNNER_MAX_BYTES_PER_SECOND: String(512 * 1024), MOAT_RUNNER_SHUTDOWN_GRACE_MS: '1500' },
+        env: {
+          MOAT_RUNNER_MAX_BYTES_PER_SECOND: String(512 * 1024),
+          MOAT_RUNNER_SHUTDOWN_GRACE_MS: '1500',
+          // Slow beats, so only the beat that shutdown sends at once can say `draining` in time.
+          MOAT_RUNNER_HEARTBEAT_MS: '5000',
+        },
       })
       const { edge, runner } = world
       const long = addArtifact(edge, 'long.bin', 16 * 1024 * 1024)
       const short = addArtifact(edge, 'short.bin', 8 * 1024)
+      await waitFor(() => edge.registrations.length > 0)
       await dispatch(verifyDispatch('job_long', [long], 5))
       await dispatch(verifyDispatch('job_short', [short], 1))
 
       const started = Date.now()
+      const beatsBefore = edge.registrations.length
       const stopped = runner.shutdown()
       expect(runner.shutdown()).toBe(stopped)
       const refused = await signedPost(runner.url, '/jobs', verifyDispatch('job_late', [short]))
       expect(refused.status).toBe(503)
       expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('runner_draining')
       expect((await healthz(runner)).draining).toBe(true)
+      // The edge hears of the drain at once, not a heartbeat later.
+      await waitFor(() => edge.registrations.slice(beatsBefore).some((beat) => beat.state === 'draining'), 1000, 'a draining heartbeat')
+      expect(edge.registrations.slice(beatsBefore).every((beat) => beat.state === 'draining')).toBe(true)
 
       await stopped
       const elapsed = Date.now() - started
