@@ -15,7 +15,6 @@ export interface Env {
   CLIENT_GUARD: DurableObjectNamespace<ClientGuard>
   MOAT_ADMIN_TOKEN?: string
   MOAT_RUNNER_SECRET?: string
-  MOAT_ENV?: string
   MOAT_MAX_JSON_BYTES?: string
   MOAT_MAX_ARTIFACT_BYTES?: string
   MOAT_RUNNER_TTL_SECONDS?: string
