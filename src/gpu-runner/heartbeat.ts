@@ -28,6 +28,9 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
   const { logger } = options
   const stopping = new AbortController()
   const { signal } = stopping
+  // A beat asked for while a registration is on its way goes out right after it:
+  // that registration may have been built before the change it should announce.
+  let beatRequested = false
   let wake = new AbortController()
 
   const loop = async () => {
@@ -35,6 +38,7 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
     let registered = false
     let intervalMs = options.intervalMs
     while (!signal.aborted) {
+      beatRequested = false
       try {
         const response = await options.edge.register(options.registration(), signal)
         // The edge decides when a runner counts as gone; never beat slower than it expects.
@@ -51,6 +55,7 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
         failures++
         logger.warn('registration with the edge failed', { error: errorMessage(error), failures })
       }
+      if (beatRequested) continue
       // Backoff never waits longer than one beat: a runner silent for longer looks dead.
       const delayMs =
         failures > 0 ? backoffSeconds(failures, { baseSeconds: 0.5, maxSeconds: intervalMs / 1000 }) * 1000 : intervalMs
@@ -61,7 +66,10 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
 
   const running = loop()
   return {
-    beatNow: () => wake.abort(),
+    beatNow() {
+      beatRequested = true
+      wake.abort()
+    },
     async stop() {
       stopping.abort()
       await running
