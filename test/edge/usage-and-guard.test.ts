@@ -77,6 +77,20 @@ describe('maintenance', () => {
   })
 })
 
+describe('upload expiry', () => {
+  it('aborts and marks expired pending uploads, leaving others alone', async () => {
+    const tenant = await createTenant()
+    const created = await json(await call('/v1/uploads', { key: tenant.adminKey, body: { filename: 'f.bin', bytes: 10 } }))
+    const fresh = await json(await call('/v1/uploads', { key: tenant.adminKey, body: { filename: 'g.bin', bytes: 10 } }))
+    await env.DB.prepare('UPDATE uploads SET expires_at = 0 WHERE id = ?1').bind(created.id).run()
+    await scheduledMaintenance(env)
+    expect((await json(await call(`/v1/uploads/${created.id}`, { key: tenant.adminKey }))).status).toBe('expired')
+    expect((await json(await call(`/v1/uploads/${fresh.id}`, { key: tenant.adminKey }))).status).toBe('pending')
+    const part = await call(`/v1/uploads/${created.id}/parts/1`, { method: 'PUT', key: tenant.adminKey, raw: new Uint8Array(10) })
+    expect(part.status).toBe(409)
+  })
+})
+
 describe('the ClientGuard Durable Object', () => {
   it('is declared with SQLite storage and answers over RPC', async () => {
     const stub = env.CLIENT_GUARD.get(env.CLIENT_GUARD.idFromName('key_test'))

@@ -208,6 +208,22 @@ export async function cancelUpload(env: Env, upload: UploadRow, now = Date.now()
   return cancelled
 }
 
+// Pending uploads past their expiry are aborted in R2, so their parts stop
+// taking storage, and marked expired.
+export async function expireUploads(env: Env, now = Date.now()): Promise<number> {
+  const { results } = await env.DB.prepare(
+    `UPDATE uploads SET status = 'expired', completed_at = ?1
+      WHERE id IN (SELECT id FROM uploads WHERE status = 'pending' AND expires_at < ?1 LIMIT 100)
+      RETURNING artifact_key, r2_upload_id`,
+  )
+    .bind(now)
+    .all<{ artifact_key: string; r2_upload_id: string }>()
+  for (const upload of results) {
+    await env.ARTIFACTS.resumeMultipartUpload(upload.artifact_key, upload.r2_upload_id).abort()
+  }
+  return results.length
+}
+
 const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000))
 
 // OpenAI's Upload object, with Moat's hash and part progress.

@@ -1,4 +1,5 @@
 import { lt } from 'drizzle-orm'
+import { expireUploads } from '../artifacts/multipart-upload.ts'
 import { database } from '../db/client.ts'
 import { idempotencyRecords } from '../db/schema.ts'
 import type { Env } from '../env.ts'
@@ -46,6 +47,7 @@ export async function resendOrphanedJobs(env: Env, now = Date.now()): Promise<vo
 export async function scheduledMaintenance(env: Env, now = Date.now()): Promise<void> {
   await sweepLostRunners(env, now)
   await resendOrphanedJobs(env, now)
+  await expireUploads(env, now)
   const db = database(env)
   await purgeRunnerSignatures(db, now)
   await db.delete(idempotencyRecords).where(lt(idempotencyRecords.createdAt, now - IDEMPOTENCY_TTL_MS)).run()
