@@ -8,6 +8,7 @@ import { ApiError, notFound } from '../errors.ts'
 import { uploadKey } from './artifact-names.ts'
 import { hashingStream } from './hashing-stream.ts'
 import { settleStreamedWrite } from './store-artifact.ts'
+import { unixSeconds } from '../unix-seconds.ts'
 
 // Large files through R2 multipart (OpenAI's Uploads shape). Parts arrive in
 // order, so the edge can keep a resumable SHA-256 across them; every part but
@@ -224,8 +225,6 @@ export async function expireUploads(env: Env, now = Date.now()): Promise<number>
   return results.length
 }
 
-const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000))
-
 // OpenAI's Upload object, with Moat's hash and part progress.
 export function uploadView(row: UploadRow) {
   return {
@@ -235,8 +234,8 @@ export function uploadView(row: UploadRow) {
     filename: row.filename,
     purpose: row.purpose,
     status: row.status,
-    created_at: seconds(row.createdAt)!,
-    expires_at: seconds(row.expiresAt)!,
+    created_at: unixSeconds(row.createdAt),
+    expires_at: unixSeconds(row.expiresAt),
     received_bytes: row.receivedBytes,
     next_part: row.nextPart,
     part_size: row.partSize,

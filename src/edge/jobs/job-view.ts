@@ -1,4 +1,5 @@
 import type { jobs } from '../db/schema.ts'
+import { unixSeconds } from '../unix-seconds.ts'
 
 export type JobRow = typeof jobs.$inferSelect
 
@@ -7,8 +8,6 @@ export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled'] as const
 export function isTerminal(status: string): boolean {
   return (TERMINAL_STATUSES as readonly string[]).includes(status)
 }
-
-const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000))
 
 // The public shape of a job (API.md), times in Unix seconds.
 export function jobView(row: JobRow) {
@@ -22,9 +21,9 @@ export function jobView(row: JobRow) {
     result: row.result ?? null,
     error: row.error ?? null,
     attempts: row.attempts,
-    created_at: seconds(row.createdAt)!,
-    started_at: seconds(row.startedAt),
-    finished_at: seconds(row.finishedAt),
+    created_at: unixSeconds(row.createdAt),
+    started_at: unixSeconds(row.startedAt),
+    finished_at: unixSeconds(row.finishedAt),
   }
 }
 export type JobView = ReturnType<typeof jobView>

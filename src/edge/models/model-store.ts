@@ -3,12 +3,11 @@ import { createId } from '../../shared/ids.ts'
 import type { Database } from '../db/client.ts'
 import { modelFiles, models, modelVersions } from '../db/schema.ts'
 import { ApiError, notFound } from '../errors.ts'
+import { unixSeconds } from '../unix-seconds.ts'
 
 export type ModelRow = typeof models.$inferSelect
 export type VersionRow = typeof modelVersions.$inferSelect
 export type FileRow = typeof modelFiles.$inferSelect
-
-const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000))
 
 export function modelView(row: ModelRow) {
   return {
@@ -20,7 +19,7 @@ export function modelView(row: ModelRow) {
     labels: row.labels ?? null,
     input: row.input ?? null,
     policy: row.policy ?? null,
-    created_at: seconds(row.createdAt)!,
+    created_at: unixSeconds(row.createdAt),
   }
 }
 
@@ -30,8 +29,8 @@ export function fileView(row: FileRow) {
     sha256: row.sha256,
     size: row.size,
     verification: row.verification,
-    verified_at: seconds(row.verifiedAt),
-    created_at: seconds(row.createdAt)!,
+    verified_at: unixSeconds(row.verifiedAt),
+    created_at: unixSeconds(row.createdAt),
   }
 }
 
@@ -43,8 +42,8 @@ export function versionView(row: VersionRow, files: FileRow[]) {
     version: row.version,
     stage: row.stage,
     verification: row.verification,
-    verified_at: seconds(row.verifiedAt),
-    created_at: seconds(row.createdAt)!,
+    verified_at: unixSeconds(row.verifiedAt),
+    created_at: unixSeconds(row.createdAt),
     files: files.map(fileView),
   }
 }

@@ -7,6 +7,7 @@ import { idempotency } from '../middleware/idempotency.ts'
 import { bearerSecurity, errorResponses, jsonBody, jsonResponse } from './api-schemas.ts'
 import { issueApiKey } from './keys.ts'
 import { createRouter } from './router.ts'
+import { unixSeconds } from '../unix-seconds.ts'
 
 const tenantSchema = z
   .object({ id: z.string(), object: z.literal('tenant'), name: z.string(), created_at: z.number().int() })
@@ -37,7 +38,7 @@ export function adminTenantRoutes() {
     const [tenant] = await db.insert(tenants).values({ id: createId('tenant', now), name, createdAt: now }).returning()
     const apiKey = await issueApiKey(db, tenant!.id, 'admin', ['admin'])
     return c.json(
-      { tenant: { id: tenant!.id, object: 'tenant' as const, name: tenant!.name, created_at: Math.floor(now / 1000) }, api_key: apiKey },
+      { tenant: { id: tenant!.id, object: 'tenant' as const, name: tenant!.name, created_at: unixSeconds(now) }, api_key: apiKey },
       201,
     )
   })

@@ -19,6 +19,7 @@ import {
   toList,
 } from './api-schemas.ts'
 import { createRouter } from './router.ts'
+import { unixSeconds } from '../unix-seconds.ts'
 
 type KeyRow = typeof apiKeys.$inferSelect
 
@@ -42,8 +43,6 @@ export const createKeySchema = z.strictObject({
   scopes: z.array(z.enum(SCOPES)).min(1).optional(),
 })
 
-const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000))
-
 export function apiKeyView(row: KeyRow) {
   return {
     id: row.id,
@@ -51,9 +50,9 @@ export function apiKeyView(row: KeyRow) {
     name: row.name,
     prefix: row.prefix,
     scopes: row.scopes,
-    created_at: seconds(row.createdAt)!,
-    last_used_at: seconds(row.lastUsedAt),
-    revoked_at: seconds(row.revokedAt),
+    created_at: unixSeconds(row.createdAt),
+    last_used_at: unixSeconds(row.lastUsedAt),
+    revoked_at: unixSeconds(row.revokedAt),
   }
 }
 
