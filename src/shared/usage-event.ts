@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { sha256Hex } from './encoding.ts'
+import { isMeterName } from './meters.ts'
 
 // One billable unit. Its id is derived from the request id and the meter, so
 // the same unit sent twice (a queue redelivery, a retried send) is stored once.
@@ -7,7 +8,7 @@ export const usageEventSchema = z.strictObject({
   id: z.string().regex(/^ue_[0-9a-f]{32}$/),
   tenant_id: z.string().min(1),
   key_id: z.string().nullable(),
-  meter: z.string().regex(/^[a-z][a-z0-9_.]{0,63}$/),
+  meter: z.string().refine(isMeterName, 'not a registered meter'),
   value: z.number().int(),
   timestamp: z.number().int().nonnegative(),
   request_id: z.string().min(1),

@@ -156,8 +156,29 @@ export const usageEvents = sqliteTable(
     timestamp: integer('timestamp').notNull(),
     requestId: text('request_id').notNull(),
     recordedAt: integer('recorded_at').notNull(),
+    // The ledger is append-only: a mistake is answered by a compensating
+    // event (kind 'correction', a negative or positive value, a reason).
+    kind: text('kind', { enum: ['usage', 'correction'] }).notNull().default('usage'),
+    reason: text('reason'),
   },
   (t) => [index('usage_events_tenant_time').on(t.tenantId, t.timestamp)],
+)
+
+// Hourly and daily totals per tenant, key ('' for none) and meter. A trigger
+// on usage_events (migrations/0002) adds each newly inserted event exactly
+// once: an ignored duplicate insert fires nothing.
+export const usageRollups = sqliteTable(
+  'usage_rollups',
+  {
+    tenantId: text('tenant_id').notNull(),
+    meter: text('meter').notNull(),
+    granularity: text('granularity', { enum: ['hour', 'day'] }).notNull(),
+    bucketStart: integer('bucket_start').notNull(),
+    keyId: text('key_id').notNull(),
+    value: integer('value').notNull(),
+    events: integer('events').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.meter, t.granularity, t.bucketStart, t.keyId] })],
 )
 
 export const idempotencyRecords = sqliteTable(

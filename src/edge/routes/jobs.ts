@@ -106,7 +106,7 @@ export function jobRoutes() {
       const auth = c.get('auth')
       const params = await verifyArtifactParams(c.env, auth.tenantId, body)
       const row = await enqueueJob(c.env, auth, { type: body.type, params, requestId: c.get('requestId') })
-      await meterUsage(c, `jobs.${body.type}`, 1)
+      await meterUsage(c, 'jobs.created', 1)
       return c.json(jobView(row), 202)
     })
     .openapi(get, async (c) => {

@@ -1,10 +1,11 @@
 import type { Context } from 'hono'
+import type { MeterName } from '../../shared/meters.ts'
 import { usageEventId, type UsageEvent } from '../../shared/usage-event.ts'
 import { database } from '../db/client.ts'
 import { usageEvents } from '../db/schema.ts'
 import type { AppEnv, Env } from '../env.ts'
 
-export type MeterInput = { tenantId: string; keyId: string | null; requestId: string; meter: string; value: number }
+export type MeterInput = { tenantId: string; keyId: string | null; requestId: string; meter: MeterName; value: number }
 
 export async function buildUsageEvent(input: MeterInput, now = Date.now()): Promise<UsageEvent> {
   return {
@@ -52,7 +53,7 @@ export async function sendUsageEvent(env: Pick<Env, 'DB' | 'USAGE'>, event: Usag
 
 // Meters one unit of `meter` for the current request. A request meters each
 // meter at most once (the event id is per request and meter): sum first.
-export async function meterUsage(c: Context<AppEnv>, meter: string, value: number): Promise<void> {
+export async function meterUsage(c: Context<AppEnv>, meter: MeterName, value: number): Promise<void> {
   const auth = c.get('auth')
   const event = await buildUsageEvent({
     tenantId: auth.tenantId,
