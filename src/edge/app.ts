@@ -14,6 +14,7 @@ import { keyRoutes } from './routes/keys.ts'
 import { modelFileRoutes } from './routes/model-files.ts'
 import { modelRoutes } from './routes/models.ts'
 import { uploadRoutes } from './routes/uploads.ts'
+import { usageRoutes } from './routes/usage.ts'
 import { readSettings } from './settings.ts'
 
 // JSON bodies (POST, PATCH) are capped by MOAT_MAX_JSON_BYTES; PUT carries
@@ -48,6 +49,7 @@ export function createApp() {
   app.route('/', modelFileRoutes())
   app.route('/', uploadRoutes())
   app.route('/', jobRoutes())
+  app.route('/', usageRoutes())
   app.route('/', internalRoutes())
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })

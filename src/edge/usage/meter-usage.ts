@@ -19,7 +19,9 @@ export async function buildUsageEvent(input: MeterInput, now = Date.now()): Prom
   }
 }
 
-export async function recordUsageEvents(env: Pick<Env, 'DB'>, events: readonly UsageEvent[]): Promise<void> {
+export type LedgerEntry = UsageEvent & { kind?: 'usage' | 'correction'; reason?: string | null }
+
+export async function recordUsageEvents(env: Pick<Env, 'DB'>, events: readonly LedgerEntry[]): Promise<void> {
   if (events.length === 0) return
   const db = database(env)
   const recordedAt = Date.now()
@@ -35,6 +37,8 @@ export async function recordUsageEvents(env: Pick<Env, 'DB'>, events: readonly U
         timestamp: event.timestamp,
         requestId: event.request_id,
         recordedAt,
+        kind: event.kind ?? 'usage',
+        reason: event.reason ?? null,
       })
       .onConflictDoNothing(),
   )
