@@ -26,6 +26,8 @@ export default defineConfig({
               bindings: {
                 MOAT_ADMIN_TOKEN: 'test-admin-token',
                 MOAT_RUNNER_SECRET: 'test-runner-secret',
+                MOAT_SECRETS_KEY: 'test-secrets-key-of-at-least-32-characters',
+                MOAT_OUTBOUND_ALLOW_LOOPBACK: 'true',
                 TEST_MIGRATIONS: await readD1Migrations('./migrations'),
               },
             },

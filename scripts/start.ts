@@ -36,13 +36,16 @@ function parseEnvFile(text: string): Record<string, string> {
 
 // Wrangler reads secrets for local development from .dev.vars; it is made once
 // with random values and kept, so keys issued earlier stay valid.
-export function ensureDevVars(path = join(ROOT, '.dev.vars')): { MOAT_ADMIN_TOKEN: string; MOAT_RUNNER_SECRET: string } {
+export type DevSecrets = { MOAT_ADMIN_TOKEN: string; MOAT_RUNNER_SECRET: string; MOAT_SECRETS_KEY: string }
+
+export function ensureDevVars(path = join(ROOT, '.dev.vars')): DevSecrets {
   const existing = existsSync(path) ? parseEnvFile(readFileSync(path, 'utf8')) : {}
-  const vars = {
+  const vars: DevSecrets = {
     MOAT_ADMIN_TOKEN: existing.MOAT_ADMIN_TOKEN || `moat_admin_${randomBytes(24).toString('hex')}`,
     MOAT_RUNNER_SECRET: existing.MOAT_RUNNER_SECRET || randomBytes(32).toString('hex'),
+    MOAT_SECRETS_KEY: existing.MOAT_SECRETS_KEY || randomBytes(32).toString('hex'),
   }
-  if (existing.MOAT_ADMIN_TOKEN !== vars.MOAT_ADMIN_TOKEN || existing.MOAT_RUNNER_SECRET !== vars.MOAT_RUNNER_SECRET) {
+  if (Object.entries(vars).some(([name, value]) => existing[name] !== value)) {
     const rest = Object.entries(existing).filter(([name]) => !(name in vars))
     const lines = [...Object.entries(vars), ...rest].map(([name, value]) => `${name}="${value}"`)
     writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o600 })
@@ -127,7 +130,12 @@ export async function main(args: string[] = []): Promise<void> {
   process.on('SIGTERM', stop)
 
   process.stderr.write('starting the edge (wrangler dev)…\n')
-  edge = await startEdge({ port: settings.edgePort, persistTo: join(settings.stateDir, 'edge'), vars: secrets })
+  // Locally, webhooks and billing sinks may point at loopback (a receiver on this machine).
+  edge = await startEdge({
+    port: settings.edgePort,
+    persistTo: join(settings.stateDir, 'edge'),
+    vars: { ...secrets, MOAT_OUTBOUND_ALLOW_LOOPBACK: 'true' },
+  })
   runner = await startRunner({
     port: settings.runnerPort,
     edgeUrl: edge.url,

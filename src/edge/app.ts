@@ -15,6 +15,7 @@ import { modelFileRoutes } from './routes/model-files.ts'
 import { modelRoutes } from './routes/models.ts'
 import { uploadRoutes } from './routes/uploads.ts'
 import { usageRoutes } from './routes/usage.ts'
+import { webhookRoutes } from './routes/webhooks.ts'
 import { readSettings } from './settings.ts'
 
 // JSON bodies (POST, PATCH) are capped by MOAT_MAX_JSON_BYTES; PUT carries
@@ -50,6 +51,7 @@ export function createApp() {
   app.route('/', uploadRoutes())
   app.route('/', jobRoutes())
   app.route('/', usageRoutes())
+  app.route('/', webhookRoutes())
   app.route('/', internalRoutes())
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })

@@ -4,6 +4,8 @@ export type QueueMessages = {
   JOBS: import('./jobs/job-messages.ts').JobQueueMessage
   RESULTS: import('./jobs/job-messages.ts').ResultQueueMessage
   USAGE: import('../shared/usage-event.ts').UsageEvent
+  WEBHOOKS: { delivery_id: string }
+  SINKS: { delivery_id: string }
 }
 
 export interface Env {
@@ -12,9 +14,14 @@ export interface Env {
   JOBS: Queue<QueueMessages['JOBS']>
   RESULTS: Queue<QueueMessages['RESULTS']>
   USAGE: Queue<QueueMessages['USAGE']>
+  WEBHOOKS: Queue<QueueMessages['WEBHOOKS']>
+  SINKS: Queue<QueueMessages['SINKS']>
   CLIENT_GUARD: DurableObjectNamespace<ClientGuard>
   MOAT_ADMIN_TOKEN?: string
   MOAT_RUNNER_SECRET?: string
+  MOAT_SECRETS_KEY?: string
+  MOAT_OUTBOUND_ALLOW_HOSTS?: string
+  MOAT_OUTBOUND_ALLOW_LOOPBACK?: string
   MOAT_MAX_JSON_BYTES?: string
   MOAT_MAX_ARTIFACT_BYTES?: string
   MOAT_RUNNER_TTL_SECONDS?: string

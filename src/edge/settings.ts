@@ -1,3 +1,4 @@
+import type { OutboundUrlPolicy } from '../shared/outbound-url.ts'
 import type { Env } from './env.ts'
 
 // Every edge setting with its default; wrangler.toml vars override them and the
@@ -8,6 +9,7 @@ export type EdgeSettings = {
   runnerTtlSeconds: number
   runnerTimeoutMs: number
   ssePollMs: number
+  outbound: OutboundUrlPolicy
 }
 
 function positiveInt(value: string | undefined, fallback: number): number {
@@ -23,5 +25,9 @@ export function readSettings(env: Env): EdgeSettings {
     runnerTtlSeconds: positiveInt(env.MOAT_RUNNER_TTL_SECONDS, 15),
     runnerTimeoutMs: positiveInt(env.MOAT_RUNNER_TIMEOUT_MS, 5000),
     ssePollMs: positiveInt(env.MOAT_SSE_POLL_MS, 1000),
+    outbound: {
+      allowHosts: (env.MOAT_OUTBOUND_ALLOW_HOSTS ?? '').split(',').map((host) => host.trim()).filter(Boolean),
+      allowLoopback: env.MOAT_OUTBOUND_ALLOW_LOOPBACK === 'true',
+    },
   }
 }

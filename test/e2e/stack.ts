@@ -21,7 +21,14 @@ export async function startStack(vars: Record<string, string> = {}): Promise<Sta
   const edge = await startEdge({
     port: await freePort(),
     persistTo: join(dir, 'edge'),
-    vars: { MOAT_ADMIN_TOKEN: ADMIN_TOKEN, MOAT_RUNNER_SECRET: RUNNER_SECRET, MOAT_RUNNER_TTL_SECONDS: '3', ...vars },
+    vars: {
+      MOAT_ADMIN_TOKEN: ADMIN_TOKEN,
+      MOAT_RUNNER_SECRET: RUNNER_SECRET,
+      MOAT_SECRETS_KEY: 'e2e-secrets-key-of-at-least-32-characters',
+      MOAT_OUTBOUND_ALLOW_LOOPBACK: 'true',
+      MOAT_RUNNER_TTL_SECONDS: '3',
+      ...vars,
+    },
   })
   const runners: Runner[] = []
   let count = 0

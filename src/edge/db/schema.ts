@@ -211,3 +211,76 @@ export const deadLetters = sqliteTable('dead_letters', {
   attempts: integer('attempts').notNull(),
   createdAt: integer('created_at').notNull().default(sql`(unixepoch() * 1000)`),
 })
+
+// Endpoints a tenant registers for events (`job.*`, `usage.*`, …). The signing
+// secret is sealed with MOAT_SECRETS_KEY (see src/shared/secret-box.ts).
+export const webhooks = sqliteTable(
+  'webhooks',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    url: text('url').notNull(),
+    events: text('events', { mode: 'json' }).$type<string[]>().notNull(),
+    description: text('description'),
+    sealedSecret: text('sealed_secret').notNull(),
+    createdAt: createdAt(),
+    deletedAt: integer('deleted_at'),
+  },
+  (t) => [index('webhooks_tenant').on(t.tenantId, t.id)],
+)
+
+// One row per event per endpoint: the delivery log. Its id is derived from
+// the event and the endpoint, so an event emitted twice is delivered once.
+export const webhookDeliveries = sqliteTable(
+  'webhook_deliveries',
+  {
+    id: text('id').primaryKey(),
+    webhookId: text('webhook_id').notNull().references(() => webhooks.id),
+    tenantId: text('tenant_id').notNull(),
+    eventId: text('event_id').notNull(),
+    eventType: text('event_type').notNull(),
+    payload: text('payload').notNull(),
+    status: text('status', { enum: ['pending', 'delivered', 'failed'] }).notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    lastStatus: integer('last_status'),
+    lastError: text('last_error'),
+    createdAt: createdAt(),
+    deliveredAt: integer('delivered_at'),
+  },
+  (t) => [index('webhook_deliveries_webhook').on(t.webhookId, t.id)],
+)
+
+// Push sinks to billing providers. The credential is sealed.
+export const billingSinks = sqliteTable(
+  'billing_sinks',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    provider: text('provider', { enum: ['stripe', 'openmeter', 'lago'] }).notNull(),
+    url: text('url').notNull(),
+    customer: text('customer').notNull(),
+    sealedCredential: text('sealed_credential').notNull(),
+    createdAt: createdAt(),
+    deletedAt: integer('deleted_at'),
+  },
+  (t) => [index('billing_sinks_tenant').on(t.tenantId)],
+)
+
+// One row per batch of at most 100 events sent (or to be sent) to a sink.
+export const sinkDeliveries = sqliteTable(
+  'sink_deliveries',
+  {
+    id: text('id').primaryKey(),
+    sinkId: text('sink_id').notNull().references(() => billingSinks.id),
+    tenantId: text('tenant_id').notNull(),
+    eventIds: text('event_ids', { mode: 'json' }).$type<string[]>().notNull(),
+    status: text('status', { enum: ['pending', 'delivered', 'failed'] }).notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    sent: integer('sent').notNull().default(0),
+    skipped: text('skipped', { mode: 'json' }).$type<{ id: string; reason: string }[]>(),
+    lastError: text('last_error'),
+    createdAt: createdAt(),
+    deliveredAt: integer('delivered_at'),
+  },
+  (t) => [index('sink_deliveries_sink').on(t.sinkId, t.id)],
+)

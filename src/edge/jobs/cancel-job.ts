@@ -2,6 +2,7 @@ import { signRunnerRequest } from '../../shared/runner-signature.ts'
 import type { Env } from '../env.ts'
 import { ApiError, notFound } from '../errors.ts'
 import { adjustInFlight } from '../runners/runner-pool.ts'
+import { emitJobFinished } from './job-events.ts'
 
 // Tells the runner to stop a cancelled job. Best effort: if this call is lost,
 // the runner's next heartbeat learns the job is stale and stops it anyway.
@@ -23,6 +24,7 @@ export async function cancelJob(env: Env, tenantId: string, jobId: string, waitU
     .bind(jobId, tenantId, now)
     .first<{ runner_id: string | null }>()
   if (cancelled) {
+    await emitJobFinished(env, jobId)
     if (cancelled.runner_id) {
       await adjustInFlight(env, cancelled.runner_id, -1).run()
       waitUntil(notifyRunner(env, cancelled.runner_id, jobId))

@@ -2,6 +2,7 @@ import type { JobType } from '../../shared/job-types.ts'
 import type { Env } from '../env.ts'
 import { adjustInFlight } from '../runners/runner-pool.ts'
 import { attemptGuard, jobEffects, resultIsValid } from './job-effects.ts'
+import { emitJobFinished } from './job-events.ts'
 import type { ResultQueueMessage } from './job-messages.ts'
 
 // Job states only move forward: queued → running → succeeded | failed |
@@ -29,8 +30,10 @@ export async function failJob(env: Env, input: FailInput): Promise<boolean> {
             WHERE id = ?1 AND status = 'running' AND attempts = ?4 RETURNING runner_id`,
         ).bind(input.jobId, error, now, input.attempt)
   const changed = await statement.first<{ runner_id: string | null }>()
-  if (changed?.runner_id) await adjustInFlight(env, changed.runner_id, -1).run()
-  return changed !== null
+  if (!changed) return false
+  if (changed.runner_id) await adjustInFlight(env, changed.runner_id, -1).run()
+  await emitJobFinished(env, input.jobId)
+  return true
 }
 
 type JobRecord = { id: string; type: string; params: string; status: string; attempts: number; runner_id: string | null }
@@ -67,7 +70,7 @@ async function applyResult(env: Env, job: JobRecord, message: Extract<ResultQueu
   const runnerRelease = job.runner_id
     ? [env.DB.prepare(`UPDATE runners SET in_flight = MAX(in_flight - 1, 0) WHERE id = ? AND ${guard.sql}`).bind(job.runner_id, ...guard.args)]
     : []
-  await env.DB.batch([
+  const results = await env.DB.batch([
     ...effects,
     ...runnerRelease,
     env.DB.prepare(
@@ -76,6 +79,7 @@ async function applyResult(env: Env, job: JobRecord, message: Extract<ResultQueu
         WHERE id = ?1 AND attempts = ?2 AND status = 'running'`,
     ).bind(job.id, report.attempt, JSON.stringify(report.result), now),
   ])
+  if ((results.at(-1)?.meta.changes ?? 0) > 0) await emitJobFinished(env, job.id)
 }
 
 // Running → queued for a new attempt, then onto the jobs queue. Only the

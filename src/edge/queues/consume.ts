@@ -4,11 +4,14 @@ import { consumeJobDeadLetters, consumeOtherDeadLetters } from './consume-dead-l
 import { consumeResultBatch } from './consume-results.ts'
 import { consumeUsageBatch } from './consume-usage.ts'
 import { QUEUE_NAMES } from './queue-names.ts'
+import { consumeWebhookBatch, consumeWebhookDeadLetters } from '../webhooks/deliver-webhook.ts'
 
 const consumers: Record<string, (batch: MessageBatch<unknown>, env: Env) => Promise<void>> = {
   [QUEUE_NAMES.jobs]: consumeJobBatch,
   [QUEUE_NAMES.results]: consumeResultBatch,
   [QUEUE_NAMES.usage]: consumeUsageBatch,
+  [QUEUE_NAMES.webhooks]: consumeWebhookBatch,
+  [QUEUE_NAMES.webhooksDeadLetters]: consumeWebhookDeadLetters,
   [QUEUE_NAMES.jobsDeadLetters]: consumeJobDeadLetters,
   [QUEUE_NAMES.resultsDeadLetters]: consumeOtherDeadLetters,
   [QUEUE_NAMES.usageDeadLetters]: consumeOtherDeadLetters,
