@@ -16,6 +16,7 @@ import { modelRoutes } from './routes/models.ts'
 import { uploadRoutes } from './routes/uploads.ts'
 import { usageRoutes } from './routes/usage.ts'
 import { webhookRoutes } from './routes/webhooks.ts'
+import { billingSinkRoutes } from './routes/billing-sinks.ts'
 import { readSettings } from './settings.ts'
 
 // JSON bodies (POST, PATCH) are capped by MOAT_MAX_JSON_BYTES; PUT carries
@@ -52,6 +53,7 @@ export function createApp() {
   app.route('/', jobRoutes())
   app.route('/', usageRoutes())
   app.route('/', webhookRoutes())
+  app.route('/', billingSinkRoutes())
   app.route('/', internalRoutes())
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })

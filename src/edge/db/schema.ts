@@ -266,6 +266,21 @@ export const billingSinks = sqliteTable(
   (t) => [index('billing_sinks_tenant').on(t.tenantId)],
 )
 
+// Events waiting to be pushed to a sink. A trigger (migrations/0005) adds a
+// row for every newly recorded event and every active sink of its tenant, in
+// the same transaction as the event, so a crash between recording and
+// sending loses nothing; the drain groups them into deliveries of 100.
+export const sinkOutbox = sqliteTable(
+  'sink_outbox',
+  {
+    sinkId: text('sink_id').notNull(),
+    eventId: text('event_id').notNull(),
+    deliveryId: text('delivery_id'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.sinkId, t.eventId] }), index('sink_outbox_pending').on(t.sinkId, t.deliveryId)],
+)
+
 // One row per batch of at most 100 events sent (or to be sent) to a sink.
 export const sinkDeliveries = sqliteTable(
   'sink_deliveries',

@@ -1,10 +1,12 @@
 import { usageEventSchema, type UsageEvent } from '../../shared/usage-event.ts'
 import type { Env } from '../env.ts'
 import { recordUsageEvents } from '../usage/meter-usage.ts'
+import { drainSinkOutbox } from '../billing/sink-deliveries.ts'
 import { recordDeadLetter } from './dead-letters.ts'
 
 // Consumer of `moat-usage`: one batched insert-or-ignore for the whole batch.
 // If it fails the whole batch is retried; event ids make the retry exact.
+// New events reach billing sinks through the outbox their trigger fills.
 export async function consumeUsageBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const events: UsageEvent[] = []
   for (const message of batch.messages) {
@@ -14,4 +16,9 @@ export async function consumeUsageBatch(batch: MessageBatch<unknown>, env: Env):
   }
   await recordUsageEvents(env, events)
   batch.ackAll()
+  // The events are safe in the ledger and the outbox; if draining fails here,
+  // the cron sweep drains later.
+  await drainSinkOutbox(env).catch((error: unknown) =>
+    console.error(JSON.stringify({ level: 'error', queue: batch.queue, message: `draining the sink outbox failed: ${String(error)}` })),
+  )
 }

@@ -5,6 +5,7 @@ import { consumeResultBatch } from './consume-results.ts'
 import { consumeUsageBatch } from './consume-usage.ts'
 import { QUEUE_NAMES } from './queue-names.ts'
 import { consumeWebhookBatch, consumeWebhookDeadLetters } from '../webhooks/deliver-webhook.ts'
+import { consumeSinkBatch, consumeSinkDeadLetters } from '../billing/sink-deliveries.ts'
 
 const consumers: Record<string, (batch: MessageBatch<unknown>, env: Env) => Promise<void>> = {
   [QUEUE_NAMES.jobs]: consumeJobBatch,
@@ -12,6 +13,8 @@ const consumers: Record<string, (batch: MessageBatch<unknown>, env: Env) => Prom
   [QUEUE_NAMES.usage]: consumeUsageBatch,
   [QUEUE_NAMES.webhooks]: consumeWebhookBatch,
   [QUEUE_NAMES.webhooksDeadLetters]: consumeWebhookDeadLetters,
+  [QUEUE_NAMES.sinks]: consumeSinkBatch,
+  [QUEUE_NAMES.sinksDeadLetters]: consumeSinkDeadLetters,
   [QUEUE_NAMES.jobsDeadLetters]: consumeJobDeadLetters,
   [QUEUE_NAMES.resultsDeadLetters]: consumeOtherDeadLetters,
   [QUEUE_NAMES.usageDeadLetters]: consumeOtherDeadLetters,

@@ -1,5 +1,6 @@
 import { lt } from 'drizzle-orm'
 import { expireUploads } from '../artifacts/multipart-upload.ts'
+import { drainSinkOutbox, resendStaleSinkDeliveries } from '../billing/sink-deliveries.ts'
 import { database } from '../db/client.ts'
 import { idempotencyRecords } from '../db/schema.ts'
 import type { Env } from '../env.ts'
@@ -48,6 +49,8 @@ export async function scheduledMaintenance(env: Env, now = Date.now()): Promise<
   await sweepLostRunners(env, now)
   await resendOrphanedJobs(env, now)
   await expireUploads(env, now)
+  await drainSinkOutbox(env, now)
+  await resendStaleSinkDeliveries(env, now)
   const db = database(env)
   await purgeRunnerSignatures(db, now)
   await db.delete(idempotencyRecords).where(lt(idempotencyRecords.createdAt, now - IDEMPOTENCY_TTL_MS)).run()
