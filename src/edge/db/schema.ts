@@ -299,3 +299,11 @@ export const sinkDeliveries = sqliteTable(
   },
   (t) => [index('sink_deliveries_sink').on(t.sinkId, t.id)],
 )
+
+// A tenant's moderation policy as the tenant wrote it (categories it names,
+// its lists, its mode); what it leaves out takes the defaults when read.
+export const moderationPolicies = sqliteTable('moderation_policies', {
+  tenantId: text('tenant_id').primaryKey(),
+  policy: text('policy', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+  updatedAt: integer('updated_at').notNull(),
+})
