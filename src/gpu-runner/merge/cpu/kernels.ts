@@ -1,0 +1,258 @@
+// The CPU kernels: each works on one chunk of a tensor (an element range, or
+// a row range for row-wise work) over float32 arrays that may live in shared
+// memory, and returns a small result the caller combines in chunk order. The
+// same functions run inline and inside worker threads, so the thread count
+// never changes a result.
+
+export type Layout = { kind: 'flat' } | { kind: 'rows'; cols: number } | { kind: 'columns'; cols: number }
+
+export type KernelCall =
+  | { op: 'sub'; start: number; end: number; array: Float32Array; base: Float32Array }
+  | { op: 'nonFinite'; start: number; end: number; arrays: Float32Array[] }
+  | { op: 'histHigh'; start: number; end: number; array: Float32Array }
+  | { op: 'histLow'; start: number; end: number; array: Float32Array; high: number }
+  | { op: 'rankMask'; start: number; end: number; array: Float32Array; lo: RankBound | null; hi: RankBound | null }
+  | { op: 'bernoulliMask'; start: number; end: number; array: Float32Array; key: number; p: number }
+  | { op: 'dellaMask'; start: number; end: number; array: Float32Array; cols: number; key: number; density: number; epsilon: number }
+  | { op: 'scale'; start: number; end: number; array: Float32Array; factor: number }
+  | { op: 'gram'; start: number; end: number; arrays: Float32Array[]; base: Float32Array | null; layout: Layout }
+  | { op: 'affine'; start: number; end: number; arrays: Float32Array[]; coefficients: Float64Array; layout: Layout; out: Float32Array }
+  | {
+      op: 'taskCombine'
+      start: number
+      end: number
+      deltas: Float32Array[]
+      weights: number[]
+      base: Float32Array
+      out: Float32Array
+      consensus: boolean
+      normalize: boolean
+      lambda: number
+    }
+
+// The bound of a kept rank range: elements whose |value| bits are `bits` hold
+// ascending stable positions `offset`, `offset + 1`, … in this chunk, in index
+// order; `position` is the first (lo) or last (hi) position kept.
+export type RankBound = { bits: number; offset: number; position: number }
+
+export type KernelResult = null | number[] | Uint32Array | Float64Array
+
+const f32 = new Float32Array(1)
+const u32 = new Uint32Array(f32.buffer)
+
+// |x| as its float bits: for non-negative floats the bits order like the values.
+function absBits(x: number): number {
+  f32[0] = x
+  return u32[0]! & 0x7fffffff
+}
+
+// A counter-based uniform draw in [0, 1): the same for an element whatever
+// chunk or thread computes it. murmur3's finaliser over the element index
+// mixed with a per-tensor, per-model key.
+export function mix32(x: number): number {
+  x ^= x >>> 16
+  x = Math.imul(x, 0x85ebca6b)
+  x ^= x >>> 13
+  x = Math.imul(x, 0xc2b2ae35)
+  x ^= x >>> 16
+  return x >>> 0
+}
+
+export function uniformAt(key: number, index: number): number {
+  return (mix32((Math.imul(index, 0x9e3779b1) ^ key) >>> 0) >>> 8) / 16777216
+}
+
+function maskedSums(array: Float32Array, start: number, end: number, keep: (i: number, x: number) => boolean): number[] {
+  let before = 0
+  let after = 0
+  for (let i = start; i < end; i++) {
+    const x = array[i]!
+    const magnitude = Math.abs(x)
+    before += magnitude
+    if (keep(i, x)) after += magnitude
+    else array[i] = 0
+  }
+  return [before, after]
+}
+
+export function runKernel(call: KernelCall): KernelResult {
+  const { start, end } = call
+  switch (call.op) {
+    case 'sub': {
+      const { array, base } = call
+      for (let i = start; i < end; i++) array[i] = array[i]! - base[i]!
+      return null
+    }
+    case 'nonFinite':
+      return call.arrays.map((array) => {
+        let count = 0
+        for (let i = start; i < end; i++) if (!Number.isFinite(array[i]!)) count++
+        return count
+      })
+    case 'histHigh': {
+      const counts = new Uint32Array(65536)
+      const bits = new Uint32Array(call.array.buffer, call.array.byteOffset, call.array.length)
+      for (let i = start; i < end; i++) counts[(bits[i]! & 0x7fffffff) >>> 16]!++
+      return counts
+    }
+    case 'histLow': {
+      const counts = new Uint32Array(65536)
+      const bits = new Uint32Array(call.array.buffer, call.array.byteOffset, call.array.length)
+      for (let i = start; i < end; i++) {
+        const b = bits[i]! & 0x7fffffff
+        if (b >>> 16 === call.high) counts[b & 0xffff]!++
+      }
+      return counts
+    }
+    case 'rankMask': {
+      const { lo, hi } = call
+      let seenLo = 0
+      let seenHi = 0
+      return maskedSums(call.array, start, end, (_, x) => {
+        const b = absBits(x)
+        let keep = true
+        if (lo) {
+          if (b < lo.bits) keep = false
+          else if (b === lo.bits) keep = lo.offset + seenLo++ >= lo.position
+        }
+        if (hi) {
+          if (b > hi.bits) keep = false
+          else if (b === hi.bits) keep = hi.offset + seenHi++ <= hi.position && keep
+        }
+        return keep
+      })
+    }
+    case 'bernoulliMask': {
+      const { key, p } = call
+      return maskedSums(call.array, start, end, (i) => uniformAt(key, i) < p)
+    }
+    case 'dellaMask': {
+      // Rows [start, end): within a row, the keep probability rises linearly
+      // with the magnitude's rank, from density - ε to density + ε.
+      const { array, cols, key, density, epsilon } = call
+      const order = new Float64Array(cols)
+      const keepRow = new Float64Array(cols)
+      let before = 0
+      let after = 0
+      for (let row = start; row < end; row++) {
+        const offset = row * cols
+        // Sorting value-then-index keys ranks ties by index, like a stable argsort.
+        for (let c = 0; c < cols; c++) order[c] = absBits(array[offset + c]!) * 2097152 + c
+        order.sort()
+        for (let rank = 0; rank < cols; rank++) {
+          const c = order[rank]! % 2097152
+          const rankNorm = cols > 1 ? rank / (cols - 1) : 0
+          keepRow[c] = density - epsilon + rankNorm * 2 * epsilon
+        }
+        for (let c = 0; c < cols; c++) {
+          const i = offset + c
+          const magnitude = Math.abs(array[i]!)
+          before += magnitude
+          if (uniformAt(key, i) < keepRow[c]!) after += magnitude
+          else array[i] = 0
+        }
+      }
+      return [before, after]
+    }
+    case 'scale': {
+      const { array, factor } = call
+      for (let i = start; i < end; i++) array[i] = array[i]! * factor
+      return null
+    }
+    case 'gram':
+      return gram(call.arrays, call.base, call.layout, start, end)
+    case 'affine':
+      affine(call.arrays, call.coefficients, call.layout, call.out, start, end)
+      return null
+    case 'taskCombine':
+      taskCombine(call)
+      return null
+  }
+}
+
+// Pairwise dot products (i <= j, row-major over the upper triangle) of the
+// arrays, minus `base` when given, per vector of the layout. Flat and rows
+// chunks cover elements and rows; a columns chunk covers rows and returns
+// partial sums for every column.
+function gram(arrays: Float32Array[], base: Float32Array | null, layout: Layout, start: number, end: number): Float64Array {
+  const k = arrays.length
+  const pairs = (k * (k + 1)) / 2
+  const values = new Float64Array(k)
+  const accumulate = (sums: Float64Array, at: number, i: number) => {
+    const b = base ? base[i]! : 0
+    for (let m = 0; m < k; m++) values[m] = arrays[m]![i]! - b
+    let p = at
+    for (let m = 0; m < k; m++) for (let n = m; n < k; n++) sums[p++]! += values[m]! * values[n]!
+  }
+  if (layout.kind === 'flat') {
+    const sums = new Float64Array(pairs)
+    for (let i = start; i < end; i++) accumulate(sums, 0, i)
+    return sums
+  }
+  const { cols } = layout
+  if (layout.kind === 'rows') {
+    const sums = new Float64Array((end - start) * pairs)
+    for (let row = start; row < end; row++) for (let c = 0; c < cols; c++) accumulate(sums, (row - start) * pairs, row * cols + c)
+    return sums
+  }
+  const sums = new Float64Array(cols * pairs)
+  for (let row = start; row < end; row++) for (let c = 0; c < cols; c++) accumulate(sums, c * pairs, row * cols + c)
+  return sums
+}
+
+// out = Σ coefficient[vector][m] × arrays[m], with one coefficient set per
+// vector of the layout (one for flat).
+function affine(arrays: Float32Array[], coefficients: Float64Array, layout: Layout, out: Float32Array, start: number, end: number): void {
+  const k = arrays.length
+  if (layout.kind === 'flat') {
+    for (let i = start; i < end; i++) {
+      let sum = 0
+      for (let m = 0; m < k; m++) sum += coefficients[m]! * arrays[m]![i]!
+      out[i] = sum
+    }
+    return
+  }
+  const { cols } = layout
+  for (let row = start; row < end; row++) {
+    for (let c = 0; c < cols; c++) {
+      const i = row * cols + c
+      const at = (layout.kind === 'rows' ? row : c) * k
+      let sum = 0
+      for (let m = 0; m < k; m++) sum += coefficients[at + m]! * arrays[m]![i]!
+      out[i] = sum
+    }
+  }
+}
+
+// mergekit's generalized task arithmetic after sparsification: weighted
+// deltas, an optional sign election by the sign of their sum (ties go to +),
+// the disjoint mean over the agreeing ones, λ, and the base added back.
+function taskCombine(call: Extract<KernelCall, { op: 'taskCombine' }>): void {
+  const { deltas, weights, base, out, consensus, normalize, lambda, start, end } = call
+  const k = deltas.length
+  let weightSum = 0
+  for (const weight of weights) weightSum += weight
+  const plainDivisor = Math.abs(weightSum) < 1e-8 ? 1 : weightSum
+  for (let i = start; i < end; i++) {
+    let mixed = 0
+    let divisor = plainDivisor
+    if (consensus) {
+      let sum = 0
+      for (let m = 0; m < k; m++) sum += weights[m]! * deltas[m]![i]!
+      const majority = sum >= 0 ? 1 : -1
+      divisor = 0
+      for (let m = 0; m < k; m++) {
+        const weighted = weights[m]! * deltas[m]![i]!
+        if (Math.sign(weighted) === majority) {
+          mixed += weighted
+          divisor += weights[m]!
+        }
+      }
+      if (divisor === 0) divisor = 1
+    } else {
+      for (let m = 0; m < k; m++) mixed += weights[m]! * deltas[m]![i]!
+    }
+    if (normalize) mixed /= divisor
+    out[i] = base[i]! + mixed * lambda
+  }
+}
