@@ -4,6 +4,7 @@ import type { AppEnv } from './env.ts'
 import { ApiError } from './errors.ts'
 import { requireKey } from './middleware/auth.ts'
 import { handleError, handleNotFound, validationHook } from './middleware/error-envelope.ts'
+import { enforceQuota } from './middleware/enforce-quota.ts'
 import { meterRequests } from './middleware/meter-requests.ts'
 import { requestId } from './middleware/request-id.ts'
 import { adminTenantRoutes } from './routes/admin-tenants.ts'
@@ -19,11 +20,13 @@ import { webhookRoutes } from './routes/webhooks.ts'
 import { billingSinkRoutes } from './routes/billing-sinks.ts'
 import { readSettings } from './settings.ts'
 
-// JSON bodies (POST, PATCH) are capped by MOAT_MAX_JSON_BYTES; PUT carries
-// file bytes, which the artifact routes stream and cap themselves.
+// JSON bodies are capped by MOAT_MAX_JSON_BYTES; a PUT of file bytes (not
+// JSON) is streamed and capped by the artifact routes themselves.
 function limitJsonBodies() {
   return async (c: Parameters<ReturnType<typeof bodyLimit>>[0], next: () => Promise<void>) => {
-    if (c.req.method !== 'POST' && c.req.method !== 'PATCH') return next()
+    const method = c.req.method
+    const json = (c.req.header('content-type') ?? '').includes('json')
+    if (method !== 'POST' && method !== 'PATCH' && !(method === 'PUT' && json)) return next()
     const maxSize = readSettings(c.env).maxJsonBytes
     return bodyLimit({
       maxSize,
@@ -43,6 +46,7 @@ export function createApp() {
 
   app.use('/v1/*', requireKey())
   app.use('/v1/*', meterRequests())
+  app.use('/v1/*', enforceQuota())
 
   app.route('/', healthRoutes())
   app.route('/', adminTenantRoutes())

@@ -1,3 +1,4 @@
+import type { UsageQuota } from './billing/usage-quota.ts'
 import type { ClientGuard } from './guard/client-guard.ts'
 
 export type QueueMessages = {
@@ -17,6 +18,7 @@ export interface Env {
   WEBHOOKS: Queue<QueueMessages['WEBHOOKS']>
   SINKS: Queue<QueueMessages['SINKS']>
   CLIENT_GUARD: DurableObjectNamespace<ClientGuard>
+  USAGE_QUOTA: DurableObjectNamespace<UsageQuota>
   MOAT_ADMIN_TOKEN?: string
   MOAT_RUNNER_SECRET?: string
   MOAT_SECRETS_KEY?: string
@@ -29,7 +31,13 @@ export interface Env {
   MOAT_SSE_POLL_MS?: string
 }
 
-export type AuthContext = { tenantId: string; keyId: string; scopes: readonly string[] }
+export type AuthContext = {
+  tenantId: string
+  keyId: string
+  scopes: readonly string[]
+  // The tenant's usage limits, read with the key (empty: unlimited).
+  limits: readonly import('../shared/billing/quota-period.ts').QuotaLimit[]
+}
 
 export type AppEnv = {
   Bindings: Env

@@ -3,6 +3,7 @@ import type { Env } from './env.ts'
 import { consumeQueue } from './queues/consume.ts'
 import { scheduledMaintenance } from './runners/sweep.ts'
 
+export { UsageQuota } from './billing/usage-quota.ts'
 export { ClientGuard } from './guard/client-guard.ts'
 
 const app = createApp()

@@ -9,6 +9,11 @@ export const tenants = sqliteTable('tenants', {
   id: text('id').primaryKey(),
   name: text('name').notNull(),
   createdAt: createdAt(),
+  // Per-meter limits for a period ([] = none), enforced by the tenant's UsageQuota object.
+  usageLimits: text('usage_limits', { mode: 'json' })
+    .$type<{ meter: string; period: 'day' | 'month'; limit: number }[]>()
+    .notNull()
+    .default(sql`'[]'`),
 })
 
 export const apiKeys = sqliteTable(

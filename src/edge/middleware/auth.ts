@@ -5,7 +5,7 @@ import { sha256Hex } from '../../shared/encoding.ts'
 import { API_KEY_PATTERN } from '../auth/api-key.ts'
 import { hasScope, type Scope } from '../auth/scopes.ts'
 import { database } from '../db/client.ts'
-import { apiKeys } from '../db/schema.ts'
+import { apiKeys, tenants } from '../db/schema.ts'
 import type { AppEnv } from '../env.ts'
 import { ApiError } from '../errors.ts'
 
@@ -31,10 +31,16 @@ export function requireKey(): MiddlewareHandler<AppEnv> {
     if (!API_KEY_PATTERN.test(token)) throw unauthorized('Malformed API key')
     const hash = await sha256Hex(token)
     const db = database(c.env)
-    const [row] = await db.select().from(apiKeys).where(eq(apiKeys.keyHash, hash)).limit(1)
-    if (!row || !constantTimeEqual(row.keyHash, hash)) throw unauthorized('Invalid API key')
+    const [found] = await db
+      .select({ key: apiKeys, limits: tenants.usageLimits })
+      .from(apiKeys)
+      .innerJoin(tenants, eq(tenants.id, apiKeys.tenantId))
+      .where(eq(apiKeys.keyHash, hash))
+      .limit(1)
+    const row = found?.key
+    if (!found || !row || !constantTimeEqual(row.keyHash, hash)) throw unauthorized('Invalid API key')
     if (row.revokedAt !== null) throw unauthorized('This API key has been revoked')
-    c.set('auth', { tenantId: row.tenantId, keyId: row.id, scopes: row.scopes })
+    c.set('auth', { tenantId: row.tenantId, keyId: row.id, scopes: row.scopes, limits: found.limits })
     const now = Date.now()
     if (row.lastUsedAt === null || now - row.lastUsedAt > LAST_USED_RESOLUTION_MS) {
       c.executionCtx.waitUntil(db.update(apiKeys).set({ lastUsedAt: now }).where(eq(apiKeys.id, row.id)).run())

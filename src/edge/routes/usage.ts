@@ -8,7 +8,10 @@ import {
   toStripeMeterEvents,
   type LedgerEvent,
 } from '../../shared/billing/provider-events.ts'
+import { QUOTA_PERIODS, type QuotaLimit } from '../../shared/billing/quota-period.ts'
+import type { Env } from '../env.ts'
 import { ApiError } from '../errors.ts'
+import { quotaStub } from '../middleware/enforce-quota.ts'
 import { requireScope } from '../middleware/auth.ts'
 import { idempotency } from '../middleware/idempotency.ts'
 import { buildUsageEvent, recordUsageEvents } from '../usage/meter-usage.ts'
@@ -139,8 +142,55 @@ const meters = createRoute({
   },
 })
 
+export const limitSchema = z.strictObject({
+  meter: z.enum(METER_NAMES as [string, ...string[]]),
+  period: z.enum(QUOTA_PERIODS),
+  limit: z.number().int().nonnegative(),
+})
+
+export const limitsBody = z.strictObject({
+  limits: z
+    .array(limitSchema)
+    .max(50)
+    .refine((limits) => new Set(limits.map((limit) => `${limit.meter}/${limit.period}`)).size === limits.length, 'one limit per meter and period'),
+})
+
+export const limitStatusSchema = z.object({
+  meter: z.string(),
+  period: z.string(),
+  limit: z.number().int(),
+  used: z.number().int(),
+  resets_at: z.string(),
+})
+
+const getLimits = createRoute({
+  method: 'get',
+  path: '/v1/usage/limits',
+  tags: ['usage'],
+  summary: 'The tenant’s usage limits and how much of each is used this period',
+  security: bearerSecurity,
+  middleware: [requireScope('usage:read')] as const,
+  responses: { 200: jsonResponse(z.object({ object: z.literal('list'), data: z.array(limitStatusSchema) }), 'Limits'), ...errorResponses },
+})
+
+export async function limitStatus(env: Env, tenantId: string, limits: QuotaLimit[]) {
+  if (limits.length === 0) return { object: 'list' as const, data: [] }
+  const usage = await quotaStub(env, tenantId).usage(limits)
+  return {
+    object: 'list' as const,
+    data: usage.map((decision) => ({
+      meter: decision.meter,
+      period: decision.period,
+      limit: decision.limit,
+      used: decision.used,
+      resets_at: new Date(decision.resetAt).toISOString(),
+    })),
+  }
+}
+
 export function usageRoutes() {
   return createRouter()
+    .openapi(getLimits, async (c) => c.json(await limitStatus(c.env, c.get('auth').tenantId, [...c.get('auth').limits]), 200))
     .openapi(meters, (c) =>
       c.json({ object: 'list' as const, data: Object.entries(METERS).map(([name, meter]) => ({ name, ...meter })) }, 200),
     )

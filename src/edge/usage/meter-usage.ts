@@ -4,6 +4,7 @@ import { usageEventId, type UsageEvent } from '../../shared/usage-event.ts'
 import { database } from '../db/client.ts'
 import { usageEvents } from '../db/schema.ts'
 import type { AppEnv, Env } from '../env.ts'
+import { quotaStub } from '../middleware/enforce-quota.ts'
 
 export type MeterInput = { tenantId: string; keyId: string | null; requestId: string; meter: MeterName; value: number }
 
@@ -57,6 +58,8 @@ export async function sendUsageEvent(env: Pick<Env, 'DB' | 'USAGE'>, event: Usag
 
 // Meters one unit of `meter` for the current request. A request meters each
 // meter at most once (the event id is per request and meter): sum first.
+// A meter the tenant has a limit on also counts towards that limit (the
+// `requests` limit is taken when the request is admitted).
 export async function meterUsage(c: Context<AppEnv>, meter: MeterName, value: number): Promise<void> {
   const auth = c.get('auth')
   const event = await buildUsageEvent({
@@ -67,4 +70,6 @@ export async function meterUsage(c: Context<AppEnv>, meter: MeterName, value: nu
     value,
   })
   c.executionCtx.waitUntil(sendUsageEvent(c.env, event))
+  const limited = meter === 'requests' ? [] : auth.limits.filter((limit) => limit.meter === meter)
+  if (limited.length > 0) c.executionCtx.waitUntil(quotaStub(c.env, auth.tenantId).record(limited, value, event.timestamp))
 }

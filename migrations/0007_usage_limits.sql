@@ -1,0 +1,1 @@
+ALTER TABLE `tenants` ADD `usage_limits` text DEFAULT '[]' NOT NULL;
