@@ -68,6 +68,11 @@ async function run(args) {
     await main(rest)
     return
   }
+  if (command === 'merge') {
+    const { main } = await import('../src/gpu-runner/merge/merge-cli.ts')
+    await main(rest)
+    return
+  }
   if (command === 'start') {
     const { main } = await import('../scripts/start.ts')
     await main(rest)
