@@ -127,12 +127,24 @@ export function encodedSize(dtype: WritableDtype, count: number): number {
 }
 
 // Encodes `values` as `dtype`, little-endian, into `out` (which must hold encodedSize bytes).
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
 export function encodeFromFloat32(dtype: WritableDtype, values: Float32Array, out: Uint8Array): void {
-  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length)
   if (dtype === 'F32') {
     out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
     return
   }
+  if (dtype === 'BF16' && LITTLE_ENDIAN && out.byteOffset % 2 === 0) {
+    // The hot path, inlined: int32 bits stay small integers for the JIT.
+    const bits = new Int32Array(values.buffer, values.byteOffset, values.length)
+    const halves = new Uint16Array(out.buffer, out.byteOffset, values.length)
+    for (let i = 0; i < bits.length; i++) {
+      const b = bits[i]!
+      halves[i] = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16
+    }
+    return
+  }
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length)
   const convert = dtype === 'BF16' ? floatToBf16Bits : floatToF16Bits
   for (let i = 0, j = 0; i < bits.length; i++, j += 2) {
     const half = convert(bits[i]!)

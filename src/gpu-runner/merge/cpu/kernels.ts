@@ -38,12 +38,12 @@ export type RankBound = { bits: number; offset: number; position: number }
 export type KernelResult = null | number[] | Uint32Array | Float64Array
 
 const f32 = new Float32Array(1)
-const u32 = new Uint32Array(f32.buffer)
+const i32 = new Int32Array(f32.buffer)
 
 // |x| as its float bits: for non-negative floats the bits order like the values.
 function absBits(x: number): number {
   f32[0] = x
-  return u32[0]! & 0x7fffffff
+  return i32[0]! & 0x7fffffff
 }
 
 // A counter-based uniform draw in [0, 1): the same for an element whatever
@@ -91,36 +91,44 @@ export function runKernel(call: KernelCall): KernelResult {
       })
     case 'histHigh': {
       const counts = new Uint32Array(65536)
-      const bits = new Uint32Array(call.array.buffer, call.array.byteOffset, call.array.length)
+      const bits = new Int32Array(call.array.buffer, call.array.byteOffset, call.array.length)
       for (let i = start; i < end; i++) counts[(bits[i]! & 0x7fffffff) >>> 16]!++
       return counts
     }
     case 'histLow': {
       const counts = new Uint32Array(65536)
-      const bits = new Uint32Array(call.array.buffer, call.array.byteOffset, call.array.length)
+      const bits = new Int32Array(call.array.buffer, call.array.byteOffset, call.array.length)
+      const high = call.high
       for (let i = start; i < end; i++) {
         const b = bits[i]! & 0x7fffffff
-        if (b >>> 16 === call.high) counts[b & 0xffff]!++
+        if (b >>> 16 === high) counts[b & 0xffff]!++
       }
       return counts
     }
     case 'rankMask': {
-      const { lo, hi } = call
-      let seenLo = 0
-      let seenHi = 0
-      return maskedSums(call.array, start, end, (_, x) => {
-        const b = absBits(x)
-        let keep = true
-        if (lo) {
-          if (b < lo.bits) keep = false
-          else if (b === lo.bits) keep = lo.offset + seenLo++ >= lo.position
-        }
-        if (hi) {
-          if (b > hi.bits) keep = false
-          else if (b === hi.bits) keep = hi.offset + seenHi++ <= hi.position && keep
-        }
-        return keep
-      })
+      // TIES's hottest loop, so branch-free where it can be: the bounds split
+      // random data about evenly, and only values equal to a bound (rare) need
+      // their running position.
+      const { array, lo, hi } = call
+      const bits = new Int32Array(array.buffer, array.byteOffset, array.length)
+      const loBits = lo ? lo.bits : 0
+      const hiBits = hi ? hi.bits : 0x80000000
+      let seenLo = lo ? lo.offset : 0
+      let seenHi = hi ? hi.offset : 0
+      let before = 0
+      let after = 0
+      for (let i = start; i < end; i++) {
+        const b = bits[i]! & 0x7fffffff
+        let keep = +(b > loBits) & +(b < hiBits)
+        if (b === loBits) keep = +(!lo || seenLo++ >= lo.position) & +(b < hiBits || (!hi || seenHi++ <= hi.position))
+        else if (b === hiBits) keep = +(b > loBits) & +(!hi || seenHi++ <= hi.position)
+        const x = array[i]!
+        const magnitude = Math.abs(x)
+        before += magnitude
+        after += magnitude * keep
+        array[i] = x * keep
+      }
+      return [before, after]
     }
     case 'bernoulliMask': {
       const { key, p } = call
@@ -205,10 +213,14 @@ function gram(arrays: Float32Array[], base: Float32Array | null, layout: Layout,
 function affine(arrays: Float32Array[], coefficients: Float64Array, layout: Layout, out: Float32Array, start: number, end: number): void {
   const k = arrays.length
   if (layout.kind === 'flat') {
-    for (let i = start; i < end; i++) {
-      let sum = 0
-      for (let m = 0; m < k; m++) sum += coefficients[m]! * arrays[m]![i]!
-      out[i] = sum
+    // One pass per array over the chunk keeps every loop a plain typed-array loop.
+    const c0 = coefficients[0]!
+    const a0 = arrays[0]!
+    for (let i = start; i < end; i++) out[i] = c0 * a0[i]!
+    for (let m = 1; m < k; m++) {
+      const c = coefficients[m]!
+      const a = arrays[m]!
+      for (let i = start; i < end; i++) out[i] = out[i]! + c * a[i]!
     }
     return
   }
@@ -227,32 +239,49 @@ function affine(arrays: Float32Array[], coefficients: Float64Array, layout: Layo
 // mergekit's generalized task arithmetic after sparsification: weighted
 // deltas, an optional sign election by the sign of their sum (ties go to +),
 // the disjoint mean over the agreeing ones, λ, and the base added back.
+// Float64 accumulators reused from chunk to chunk: allocating three per chunk
+// costs more than the arithmetic.
+let scratch = new Float64Array(0)
+
+function accumulators(length: number): [Float64Array, Float64Array, Float64Array] {
+  if (scratch.length < length * 3) scratch = new Float64Array(length * 3)
+  const views = [0, 1, 2].map((i) => scratch.subarray(i * length, (i + 1) * length).fill(0))
+  return views as [Float64Array, Float64Array, Float64Array]
+}
+
 function taskCombine(call: Extract<KernelCall, { op: 'taskCombine' }>): void {
   const { deltas, weights, base, out, consensus, normalize, lambda, start, end } = call
-  const k = deltas.length
-  let weightSum = 0
-  for (const weight of weights) weightSum += weight
-  const plainDivisor = Math.abs(weightSum) < 1e-8 ? 1 : weightSum
-  for (let i = start; i < end; i++) {
-    let mixed = 0
-    let divisor = plainDivisor
-    if (consensus) {
-      let sum = 0
-      for (let m = 0; m < k; m++) sum += weights[m]! * deltas[m]![i]!
-      const majority = sum >= 0 ? 1 : -1
-      divisor = 0
-      for (let m = 0; m < k; m++) {
-        const weighted = weights[m]! * deltas[m]![i]!
-        if (Math.sign(weighted) === majority) {
-          mixed += weighted
-          divisor += weights[m]!
-        }
-      }
-      if (divisor === 0) divisor = 1
-    } else {
-      for (let m = 0; m < k; m++) mixed += weights[m]! * deltas[m]![i]!
+  const length = end - start
+  // Per-array passes over float64 accumulators: simple loops the JIT compiles tightly.
+  const [mixed, sum, divisor] = accumulators(length)
+  if (!consensus) {
+    let weightSum = 0
+    for (const weight of weights) weightSum += weight
+    for (const [m, delta] of deltas.entries()) {
+      const w = weights[m]!
+      for (let j = 0, i = start; j < length; j++, i++) mixed[j] = mixed[j]! + w * delta[i]!
     }
-    if (normalize) mixed /= divisor
-    out[i] = base[i]! + mixed * lambda
+    const plain = normalize ? (Math.abs(weightSum) < 1e-8 ? 1 : weightSum) : 1
+    for (let j = 0, i = start; j < length; j++, i++) out[i] = base[i]! + (mixed[j]! / plain) * lambda
+    return
+  }
+  for (const [m, delta] of deltas.entries()) {
+    const w = weights[m]!
+    for (let j = 0, i = start; j < length; j++, i++) sum[j] = sum[j]! + w * delta[i]!
+  }
+  for (const [m, delta] of deltas.entries()) {
+    const w = weights[m]!
+    for (let j = 0, i = start; j < length; j++, i++) {
+      const weighted = w * delta[i]!
+      // Branch-free: signs are random, so a branch would be mispredicted half
+      // the time. Zero agrees with neither sign; a zero sum counts as +.
+      const agrees = +(weighted * (+(sum[j]! >= 0) * 2 - 1) > 0)
+      mixed[j] = mixed[j]! + weighted * agrees
+      divisor[j] = divisor[j]! + w * agrees
+    }
+  }
+  for (let j = 0, i = start; j < length; j++, i++) {
+    const d = divisor[j] === 0 ? 1 : divisor[j]!
+    out[i] = base[i]! + (normalize ? mixed[j]! / d : mixed[j]!) * lambda
   }
 }
