@@ -10,6 +10,15 @@ export type EdgeSettings = {
   runnerTimeoutMs: number
   ssePollMs: number
   outbound: OutboundUrlPolicy
+  // Fault injection for resilience tests: the share of usage batches whose
+  // consumer crashes after writing and before acknowledging. Always 0 in
+  // production.
+  chaosUsageFailureRate: number
+}
+
+function fraction(value: string | undefined): number {
+  const parsed = Number(value)
+  return Number.isFinite(parsed) && parsed > 0 && parsed < 1 ? parsed : 0
 }
 
 function positiveInt(value: string | undefined, fallback: number): number {
@@ -29,5 +38,6 @@ export function readSettings(env: Env): EdgeSettings {
       allowHosts: (env.MOAT_OUTBOUND_ALLOW_HOSTS ?? '').split(',').map((host) => host.trim()).filter(Boolean),
       allowLoopback: env.MOAT_OUTBOUND_ALLOW_LOOPBACK === 'true',
     },
+    chaosUsageFailureRate: fraction(env.MOAT_CHAOS_USAGE_FAILURE_RATE),
   }
 }

@@ -2,6 +2,7 @@ import { usageEventSchema, type UsageEvent } from '../../shared/usage-event.ts'
 import type { Env } from '../env.ts'
 import { recordUsageEvents } from '../usage/meter-usage.ts'
 import { drainSinkOutbox } from '../billing/sink-deliveries.ts'
+import { readSettings } from '../settings.ts'
 import { recordDeadLetter } from './dead-letters.ts'
 
 // Consumer of `moat-usage`: one batched insert-or-ignore for the whole batch.
@@ -15,6 +16,9 @@ export async function consumeUsageBatch(batch: MessageBatch<unknown>, env: Env):
     else await recordDeadLetter(env, batch.queue, message)
   }
   await recordUsageEvents(env, events)
+  if (Math.random() < readSettings(env).chaosUsageFailureRate) {
+    throw new Error('chaos: the usage consumer crashed after writing, before acknowledging')
+  }
   batch.ackAll()
   // The events are safe in the ledger and the outbox; if draining fails here,
   // the cron sweep drains later.
