@@ -239,6 +239,7 @@ describe('runner reports through the results queue', () => {
       files: [{ name: 'model.onnx', expected_sha256: sha, actual_sha256: sha, size: 2048, verdict: 'verified' }],
     }
     const sent = vi.spyOn(env.RESULTS, 'send')
+    const usage = vi.spyOn(env.USAGE, 'send')
     const res = await (await signedCall(`/internal/v1/jobs/${job.id}/result`, { attempt: 1, status: 'succeeded', result })).send()
     expect(res.status).toBe(202)
     const message = sent.mock.calls[0]![0]
@@ -249,6 +250,8 @@ describe('runner reports through the results queue', () => {
     const version = await json(await call(`/v1/models/${modelId}/versions/1`, { key: tenant.adminKey }))
     expect(version.verification).toBe('verified')
     expect(version.files[0].verification).toBe('verified')
+    const runnerTime = usage.mock.calls.map(([event]) => event).filter((event) => event.meter === 'runner.seconds')
+    expect(runnerTime).toEqual([expect.objectContaining({ tenant_id: tenant.tenantId, value: expect.any(Number), request_id: `job:${job.id}:1` })])
 
     // A redelivery after the version changed must not touch it again.
     await env.DB.prepare(`UPDATE model_versions SET verification = 'unverified' WHERE model_id = ?1`).bind(modelId).run()

@@ -3,6 +3,7 @@ import type { Env } from '../env.ts'
 import { adjustInFlight } from '../runners/runner-pool.ts'
 import { attemptGuard, jobEffects, resultIsValid } from './job-effects.ts'
 import { emitJobFinished } from './job-events.ts'
+import { buildUsageEvent, sendUsageEvent } from '../usage/meter-usage.ts'
 import type { ResultQueueMessage } from './job-messages.ts'
 
 // Job states only move forward: queued → running → succeeded | failed |
@@ -79,7 +80,24 @@ async function applyResult(env: Env, job: JobRecord, message: Extract<ResultQueu
         WHERE id = ?1 AND attempts = ?2 AND status = 'running'`,
     ).bind(job.id, report.attempt, JSON.stringify(report.result), now),
   ])
-  if ((results.at(-1)?.meta.changes ?? 0) > 0) await emitJobFinished(env, job.id)
+  if ((results.at(-1)?.meta.changes ?? 0) === 0) return
+  await meterRunnerTime(env, job.id, report.attempt, now)
+  await emitJobFinished(env, job.id)
+}
+
+// A succeeded job bills the runner time of its successful attempt, once:
+// the event id derives from the job and attempt.
+async function meterRunnerTime(env: Env, jobId: string, attempt: number, finishedAt: number): Promise<void> {
+  const job = await env.DB.prepare('SELECT tenant_id, key_id, started_at FROM jobs WHERE id = ?1')
+    .bind(jobId)
+    .first<{ tenant_id: string; key_id: string | null; started_at: number | null }>()
+  if (!job) return
+  const seconds = Math.max(1, Math.ceil((finishedAt - (job.started_at ?? finishedAt)) / 1000))
+  const event = await buildUsageEvent(
+    { tenantId: job.tenant_id, keyId: job.key_id, requestId: `job:${jobId}:${attempt}`, meter: 'runner.seconds', value: seconds },
+    finishedAt,
+  )
+  await sendUsageEvent(env, event)
 }
 
 // Running → queued for a new attempt, then onto the jobs queue. Only the
