@@ -82,6 +82,22 @@ export const modelFiles = sqliteTable(
   (t) => [uniqueIndex('model_files_version_name').on(t.versionId, t.name)],
 )
 
+// Where a version produced by a job came from: the job, the merge config as
+// given, and every input version with its files' SHA-256s. One row per
+// produced version, written in the same batch that registers the version.
+export const modelLineage = sqliteTable('model_lineage', {
+  versionId: text('version_id')
+    .primaryKey()
+    .references(() => modelVersions.id),
+  tenantId: text('tenant_id').notNull().references(() => tenants.id),
+  jobId: text('job_id').notNull(),
+  config: text('config', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+  inputs: text('inputs', { mode: 'json' })
+    .$type<{ ref: string; model_id: string; version: string; files: { name: string; sha256: string }[] }[]>()
+    .notNull(),
+  createdAt: createdAt(),
+})
+
 // Large files arrive in ordered parts through R2 multipart. The SHA-256 is
 // computed incrementally across parts, so its resumable state lives here.
 export const uploads = sqliteTable(
