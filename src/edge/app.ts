@@ -12,6 +12,8 @@ import { healthRoutes } from './routes/health.ts'
 import { internalRoutes } from './routes/internal.ts'
 import { jobRoutes } from './routes/jobs.ts'
 import { keyRoutes } from './routes/keys.ts'
+import { lineageRoutes } from './routes/lineage.ts'
+import { mergeRoutes } from './routes/merges.ts'
 import { modelFileRoutes } from './routes/model-files.ts'
 import { modelRoutes } from './routes/models.ts'
 import { uploadRoutes } from './routes/uploads.ts'
@@ -55,6 +57,8 @@ export function createApp() {
   app.route('/', modelFileRoutes())
   app.route('/', uploadRoutes())
   app.route('/', jobRoutes())
+  app.route('/', mergeRoutes())
+  app.route('/', lineageRoutes())
   app.route('/', usageRoutes())
   app.route('/', webhookRoutes())
   app.route('/', billingSinkRoutes())

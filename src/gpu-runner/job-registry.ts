@@ -3,6 +3,7 @@ import { JOB_TYPES, jobParamsSchemas, jobResultSchemas, type JobType } from '../
 import type { JobDispatch } from '../shared/runner-wire.ts'
 import type { ArtifactCache } from './artifact-cache.ts'
 import type { EdgeClient } from './edge-client.ts'
+import { mergeModels } from './jobs/merge-models.ts'
 import { verifyArtifact } from './jobs/verify-artifact.ts'
 import type { Logger } from './logger.ts'
 import type { Progress } from './progress-reporter.ts'
@@ -30,6 +31,7 @@ export type JobRegistry = { [T in JobType]?: JobHandler<T> }
 
 export const defaultJobRegistry: JobRegistry = {
   verify_artifact: verifyArtifact,
+  merge: mergeModels,
 }
 
 export function registeredJobTypes(registry: JobRegistry): JobType[] {

@@ -5,7 +5,7 @@ import { SHA256_HEX } from './encoding.ts'
 // the result the runner sends back. Later job types (merge, batch_inference)
 // add their entries here; the edge and the runner both validate against them.
 
-export const JOB_TYPES = ['verify_artifact'] as const
+export const JOB_TYPES = ['verify_artifact', 'merge'] as const
 export type JobType = (typeof JOB_TYPES)[number]
 export const jobTypeSchema = z.enum(JOB_TYPES)
 
@@ -41,10 +41,39 @@ export const verifyArtifactResultSchema = z.strictObject({
 })
 export type VerifyArtifactResult = z.infer<typeof verifyArtifactResultSchema>
 
+// A merge: the mergekit config as given (validated again by the runner), each
+// model reference it uses resolved to a registered version's files, and the
+// version the output becomes.
+export const mergeParamsSchema = z.strictObject({
+  config: z.record(z.string(), z.unknown()),
+  models: z.record(
+    z.string(),
+    z.strictObject({ model_id: z.string(), version: z.string(), files: z.array(artifactRefSchema).min(1) }),
+  ),
+  output: z.strictObject({ model_id: z.string(), version: z.string() }),
+  seed: z.number().int().min(0).max(0xffffffff),
+  refuse_non_finite: z.boolean(),
+})
+export type MergeParams = z.infer<typeof mergeParamsSchema>
+
+export const mergeResultSchema = z.strictObject({
+  model_id: z.string(),
+  version: z.string(),
+  files: z.array(artifactRefSchema).min(1),
+  tensors: z.number().int().nonnegative(),
+  input_bytes: z.number().int().nonnegative(),
+  output_bytes: z.number().int().nonnegative(),
+  runner_seconds: z.number().nonnegative(),
+  non_finite: z.array(z.strictObject({ tensor: z.string(), model: z.string(), count: z.number().int().positive() })),
+})
+export type MergeResult = z.infer<typeof mergeResultSchema>
+
 export const jobParamsSchemas = {
   verify_artifact: verifyArtifactParamsSchema,
+  merge: mergeParamsSchema,
 } satisfies Record<JobType, z.ZodType>
 
 export const jobResultSchemas = {
   verify_artifact: verifyArtifactResultSchema,
+  merge: mergeResultSchema,
 } satisfies Record<JobType, z.ZodType>

@@ -120,8 +120,9 @@ describe('GET /v1/usage/export', () => {
     const events = await seed(tenant)
     const body = await json(await call(`/v1/usage/export?format=cloudevents&customer=acme&${range}`, { key: tenant.adminKey }))
     expect(body.data).toHaveLength(events.length)
-    const first = body.data[0]
-    expect(first).toMatchObject({ specversion: '1.0', type: 'requests', subject: 'acme', source: `moat/${tenant.tenantId}` })
+    const first = body.data.find((e: any) => e.type === 'requests')
+    expect(first).toMatchObject({ specversion: '1.0', subject: 'acme', source: `moat/${tenant.tenantId}`, data: { unit: 'request' } })
+    expect(new Set(body.data.map((e: any) => e.type))).toEqual(new Set(['requests', 'artifacts.bytes']))
     expect(first.id).toMatch(/^ue_/)
     expect(new Date(first.time).toISOString()).toBe(first.time)
     expect(typeof first.data.value).toBe('number')

@@ -11,7 +11,7 @@ import type { JobRow } from './job-view.ts'
 export type VerifyArtifactRequest = { type: 'verify_artifact'; model: string; version?: string | undefined }
 
 // The version a request means: the one it names, else production, else the newest.
-async function resolveVersion(env: Env, tenantId: string, request: VerifyArtifactRequest) {
+export async function resolveVersion(env: Env, tenantId: string, request: { model: string; version?: string | undefined }) {
   const db = database(env)
   const model = await findModel(db, tenantId, request.model)
   if (request.version) return findVersion(db, model, request.version)

@@ -1,4 +1,5 @@
-import { jobResultSchemas, type JobType } from '../../shared/job-types.ts'
+import { createId } from '../../shared/ids.ts'
+import { jobResultSchemas, type JobType, type MergeParams } from '../../shared/job-types.ts'
 import type { Env } from '../env.ts'
 
 // A condition that holds while the job is still running the attempt that
@@ -48,8 +49,51 @@ const verifyArtifactEffects: JobEffects = (env, job, result, guard) => {
   return statements
 }
 
+// A merge's output becomes a new staging version of the output model, with
+// its files, its lineage (the config, and each input version's files and
+// SHA-256s) and the bytes of tensors it processed (runner time is metered
+// for every job where results are applied).
+// A version name taken since the job was created leaves everything out: the
+// files and lineage attach only to the version row this batch inserted.
+const mergeEffects: JobEffects = (env, job, result, guard) => {
+  const parsed = jobResultSchemas.merge.parse(result)
+  const params = job.params as MergeParams
+  const [jobId] = guard.args
+  const versionId = createId('mv')
+  const now = Date.now()
+  const version = env.DB.prepare(
+    `INSERT OR IGNORE INTO model_versions (id, model_id, tenant_id, version, stage, verification, created_at)
+      SELECT ?, models.id, models.tenant_id, ?, 'staging', 'unverified', ?
+        FROM models JOIN jobs ON jobs.id = ? AND jobs.tenant_id = models.tenant_id
+        WHERE models.id = ? AND ${guard.sql}`,
+  ).bind(versionId, parsed.version, now, jobId, parsed.model_id, ...guard.args)
+  const files = parsed.files.map((file) =>
+    env.DB.prepare(
+      `INSERT INTO model_files (id, version_id, tenant_id, name, artifact_key, sha256, size, verification, created_at)
+        SELECT ?, id, tenant_id, ?, ?, ?, ?, 'unverified', ? FROM model_versions WHERE id = ? AND ${guard.sql}`,
+    ).bind(createId('file'), file.name, file.artifact_key, file.sha256, file.size, now, versionId, ...guard.args),
+  )
+  const inputs = Object.entries(params.models).map(([ref, model]) => ({
+    ref,
+    model_id: model.model_id,
+    version: model.version,
+    files: model.files.map((file) => ({ name: file.name, sha256: file.sha256 })),
+  }))
+  const lineage = env.DB.prepare(
+    `INSERT INTO model_lineage (version_id, tenant_id, job_id, config, inputs, created_at)
+      SELECT id, tenant_id, ?, ?, ?, ? FROM model_versions WHERE id = ? AND ${guard.sql}`,
+  ).bind(jobId, JSON.stringify(params.config), JSON.stringify(inputs), now, versionId, ...guard.args)
+  // The id is the job's, so the ledger counts a merge once.
+  const usage = env.DB.prepare(
+    `INSERT OR IGNORE INTO usage_events (id, tenant_id, key_id, meter, value, timestamp, request_id, recorded_at)
+      SELECT ?, tenant_id, key_id, 'merge.bytes', ?, ?, COALESCE(request_id, id), ? FROM jobs WHERE id = ? AND ${guard.sql}`,
+  ).bind(`ue_${jobId}_merge_bytes`, parsed.input_bytes, now, now, jobId, ...guard.args)
+  return [version, ...files, lineage, usage]
+}
+
 export const jobEffects: Record<JobType, JobEffects> = {
   verify_artifact: verifyArtifactEffects,
+  merge: mergeEffects,
 }
 
 export function resultIsValid(type: string, result: unknown): boolean {

@@ -25,7 +25,7 @@ import {
 import { versionNameSchema } from '../artifacts/artifact-names.ts'
 import { createRouter } from './router.ts'
 
-const jobSchema = z
+export const jobSchema = z
   .object({
     id: z.string(),
     object: z.literal('job'),
