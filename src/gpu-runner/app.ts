@@ -24,6 +24,8 @@ export type RunnerAppOptions = {
   retryAfterSeconds: number
   isDraining(): boolean
   logger: Logger
+  // Adds routes that need the signature check (hosted inference).
+  extend?: (app: Hono<{ Variables: import('./signed-request.ts').SignedRequestVariables }>, signed: ReturnType<typeof signedRequest>) => void
 }
 
 // A dispatch names its files, not their bytes; anything larger is not from the edge.
@@ -146,6 +148,8 @@ export function createRunnerApp(options: RunnerAppOptions) {
     }
     return c.json({ cancelled: true })
   })
+
+  options.extend?.(app as never, signed)
 
   app.notFound((c) => errorResponse(c, { status: 404, message: 'no such route', type: 'not_found_error', code: 'route_not_found' }))
 

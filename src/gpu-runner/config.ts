@@ -1,5 +1,6 @@
 import { resolve } from 'node:path'
 import { createId } from '../shared/ids.ts'
+import { BACKEND_NAMES, type BackendName } from './inference/inference-backend.ts'
 
 // Every runner setting comes from the environment. Reading collects all the
 // problems at once so an operator fixes a bad deployment in one round.
@@ -18,6 +19,11 @@ export type RunnerConfig = {
   // 0 means unlimited.
   maxBytesPerSecond: number
   runnerId: string
+  inferenceBackend: BackendName
+  modelCacheSize: number
+  batchMaxRows: number
+  batchMaxDelayMs: number
+  batchMaxQueuedRows: number
 }
 
 export type RunnerEnv = Record<string, string | undefined>
@@ -40,6 +46,11 @@ export const RUNNER_ENV_DEFAULTS = {
   MOAT_RUNNER_HEARTBEAT_MS: '5000',
   MOAT_RUNNER_SHUTDOWN_GRACE_MS: '30000',
   MOAT_RUNNER_MAX_BYTES_PER_SECOND: '0',
+  MOAT_INFERENCE_BACKEND: 'auto',
+  MOAT_MODEL_CACHE_SIZE: '4',
+  MOAT_BATCH_MAX_ROWS: '64',
+  MOAT_BATCH_MAX_DELAY_MS: '2',
+  MOAT_BATCH_MAX_QUEUED_ROWS: '4096',
 } as const
 
 const RUNNER_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
@@ -107,6 +118,15 @@ export function readRunnerConfig(env: RunnerEnv): RunnerConfig {
   const shutdownGraceMs = reader.integer('MOAT_RUNNER_SHUTDOWN_GRACE_MS', 0, 3_600_000)
   const maxBytesPerSecond = reader.integer('MOAT_RUNNER_MAX_BYTES_PER_SECOND', 0, Number.MAX_SAFE_INTEGER)
 
+  const inferenceBackend = reader.text('MOAT_INFERENCE_BACKEND')
+  if (!(BACKEND_NAMES as readonly string[]).includes(inferenceBackend)) {
+    problems.push(`MOAT_INFERENCE_BACKEND must be one of ${BACKEND_NAMES.join(', ')}, got ${JSON.stringify(inferenceBackend)}`)
+  }
+  const modelCacheSize = reader.integer('MOAT_MODEL_CACHE_SIZE', 1, 1024)
+  const batchMaxRows = reader.integer('MOAT_BATCH_MAX_ROWS', 1, 65_536)
+  const batchMaxDelayMs = reader.integer('MOAT_BATCH_MAX_DELAY_MS', 0, 10_000)
+  const batchMaxQueuedRows = reader.integer('MOAT_BATCH_MAX_QUEUED_ROWS', 1, 10_000_000)
+
   const runnerId = env.MOAT_RUNNER_ID?.trim() || createId('runner')
   if (!RUNNER_ID.test(runnerId)) {
     problems.push('MOAT_RUNNER_ID must be 1 to 128 characters of letters, digits, ".", "_", ":" or "-"')
@@ -128,5 +148,10 @@ export function readRunnerConfig(env: RunnerEnv): RunnerConfig {
     shutdownGraceMs,
     maxBytesPerSecond,
     runnerId,
+    inferenceBackend: inferenceBackend as BackendName,
+    modelCacheSize,
+    batchMaxRows,
+    batchMaxDelayMs,
+    batchMaxQueuedRows,
   }
 }

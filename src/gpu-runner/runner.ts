@@ -3,6 +3,10 @@ import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { createRunnerApp } from './app.ts'
 import { createArtifactCache } from './artifact-cache.ts'
+import { createDynamicBatcher } from './inference/dynamic-batcher.ts'
+import { chooseBackend } from './inference/inference-backend.ts'
+import { mountInferenceRoutes } from './inference/inference-routes.ts'
+import { createModelCache } from './inference/model-cache.ts'
 import { createByteRateLimiter } from './byte-rate-limiter.ts'
 import type { RunnerConfig } from './config.ts'
 import { createEdgeClient, type RetryOptions } from './edge-client.ts'
@@ -77,6 +81,13 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions =
     progressIntervalMs: options.progressIntervalMs,
     redeliverMs: config.heartbeatMs,
   })
+  const backend = await chooseBackend(config.inferenceBackend)
+  const models = createModelCache({ backend, artifacts: cache, capacity: config.modelCacheSize })
+  const batcher = createDynamicBatcher({
+    maxRows: config.batchMaxRows,
+    maxDelayMs: config.batchMaxDelayMs,
+    maxQueuedRows: config.batchMaxQueuedRows,
+  })
   let draining = false
   const app = createRunnerApp({
     runnerId: config.runnerId,
@@ -88,6 +99,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions =
     retryAfterSeconds: Math.max(1, Math.ceil(config.heartbeatMs / 1000)),
     isDraining: () => draining,
     logger,
+    extend: (runnerApp, signed) => mountInferenceRoutes(runnerApp, { backend, models, batcher, signed, retryAfterSeconds: 1 }),
   })
 
   const server = await listen(app.fetch, config.listenHost, config.listenPort)
@@ -102,6 +114,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions =
     job_types: jobTypes,
     cache_dir: config.cacheDir,
     max_bytes_per_second: config.maxBytesPerSecond,
+    inference_backend: backend.name,
   })
 
   const heartbeat = startHeartbeat({

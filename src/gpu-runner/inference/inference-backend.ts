@@ -1,0 +1,91 @@
+import type { IoMetadata } from '../../shared/inference-wire.ts'
+
+// One interface, one implementation per backend (onnxruntime-node on CPU or
+// CUDA, onnxruntime-web on wasm); the registry picks one. onnxruntime-node is
+// the reference the others are tested against.
+
+export type OutputTensors = Record<string, { dims: number[]; data: Float32Array }>
+
+export type LoadedModel = {
+  inputs: IoMetadata[]
+  outputs: IoMetadata[]
+  run(inputName: string, data: Float32Array, dims: number[]): Promise<OutputTensors>
+  release(): Promise<void>
+}
+
+export type InferenceBackend = {
+  name: string
+  load(path: string): Promise<LoadedModel>
+}
+
+export const BACKEND_NAMES = ['auto', 'node', 'wasm'] as const
+export type BackendName = (typeof BACKEND_NAMES)[number]
+
+// The runtime's own message when a file is not a loadable model, so the edge
+// can answer 422 with it.
+export class ModelLoadError extends Error {
+  override readonly name = 'ModelLoadError'
+}
+
+type Ort = typeof import('onnxruntime-node')
+
+function wrap(ort: Pick<Ort, 'Tensor'>, session: import('onnxruntime-common').InferenceSession): LoadedModel {
+  const describe = (metadata: readonly import('onnxruntime-common').InferenceSession.ValueMetadata[]) =>
+    metadata.map((item) => ({
+      name: item.name,
+      type: item.isTensor ? item.type : 'non-tensor',
+      shape: item.isTensor ? [...item.shape] : [],
+    }))
+  return {
+    inputs: describe(session.inputMetadata),
+    outputs: describe(session.outputMetadata),
+    async run(inputName, data, dims) {
+      const results = await session.run({ [inputName]: new ort.Tensor('float32', data, dims) })
+      const outputs: OutputTensors = {}
+      for (const [name, tensor] of Object.entries(results)) {
+        outputs[name] = { dims: [...tensor.dims], data: Float32Array.from(tensor.data as Float32Array) }
+      }
+      return outputs
+    },
+    release: () => session.release(),
+  }
+}
+
+export function onnxruntimeNodeBackend(ort: Ort): InferenceBackend {
+  return {
+    name: 'onnxruntime-node',
+    async load(path) {
+      const session = await ort.InferenceSession.create(path, { executionProviders: ['cpu'] }).catch((error: unknown) => {
+        throw new ModelLoadError(error instanceof Error ? error.message : String(error))
+      })
+      return wrap(ort, session)
+    },
+  }
+}
+
+export function onnxruntimeWebBackend(ort: typeof import('onnxruntime-web'), readFile: (path: string) => Promise<Uint8Array>): InferenceBackend {
+  return {
+    name: 'onnxruntime-web (wasm)',
+    async load(path) {
+      const bytes = await readFile(path)
+      const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] }).catch((error: unknown) => {
+        throw new ModelLoadError(error instanceof Error ? error.message : String(error))
+      })
+      return wrap(ort as unknown as Ort, session)
+    },
+  }
+}
+
+// `auto` prefers the native runtime and falls back to wasm where its binary
+// cannot load (another platform, a missing shared library).
+export async function chooseBackend(name: BackendName): Promise<InferenceBackend> {
+  const { readFile } = await import('node:fs/promises')
+  const loadWeb = async () => onnxruntimeWebBackend(await import('onnxruntime-web'), (path) => readFile(path))
+  if (name === 'wasm') return loadWeb()
+  try {
+    return onnxruntimeNodeBackend(await import('onnxruntime-node'))
+  } catch (error) {
+    if (name === 'node') throw error
+    return loadWeb()
+  }
+}
