@@ -58,6 +58,10 @@ export const modelVersions = sqliteTable(
     stage: text('stage').notNull().default('staging'),
     verification: text('verification').notNull().default('unverified'),
     verifiedAt: integer('verified_at'),
+    // For an ONNX version: its real inputs and outputs, as a runner loaded
+    // them, and its answers on the behavioural probe, checked at every load.
+    io: text('io', { mode: 'json' }).$type<{ inputs: { name: string; type: string; shape: (number | string)[] }[]; outputs: { name: string; type: string; shape: (number | string)[] }[] }>(),
+    probe: text('probe', { mode: 'json' }).$type<{ seed: number; rows: number; outputs: Record<string, number[]> }>(),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex('model_versions_model_version').on(t.modelId, t.version)],
