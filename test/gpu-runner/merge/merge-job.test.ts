@@ -55,8 +55,8 @@ describe('merge job', () => {
     expect(response.status).toBe(202)
     await waitFor(() => resultOf(world!.edge, 'job_merge') !== undefined, 20_000, 'the merge result')
     const report = resultOf(world.edge, 'job_merge')!
-    expect(report).toMatchObject({ status: 'succeeded' })
-    const result = (report as { result: MergeResult }).result
+    if (report.status !== 'succeeded') throw new Error(`merge failed: ${JSON.stringify(report)}`)
+    const result = report.result as MergeResult
     expect(result).toMatchObject({ model_id: 'mdl_base', version: 'merged', tensors: 30, non_finite: [] })
     expect(result.files.map((file) => file.name).sort()).toEqual(['config.json', 'mergekit_config.yml', 'model.safetensors'])
 
