@@ -40,7 +40,7 @@ try {
   }
   const tenant = await call('/admin/tenants', adminToken, { method: 'POST', body: JSON.stringify({ name: 'bench' }) })
   const key = tenant.api_key.key as string
-  const model = await call('/v1/models', key, { method: 'POST', body: JSON.stringify({ name: 'bench', format: 'onnx', task: 'classification' }) })
+  const model = await call('/v1/models', key, { method: 'POST', body: JSON.stringify({ name: 'bench', format: 'safetensors', task: 'causal-lm' }) })
   await call(`/v1/models/${model.id}/versions/1/artifact`, key, { method: 'PUT', body: new Uint8Array(64 * 1024), headers: { 'content-type': 'application/octet-stream' } })
 
   const startedAt = (jobId: string): number | undefined => {

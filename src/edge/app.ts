@@ -16,6 +16,7 @@ import { lineageRoutes } from './routes/lineage.ts'
 import { mergeRoutes } from './routes/merges.ts'
 import { modelFileRoutes } from './routes/model-files.ts'
 import { modelRoutes } from './routes/models.ts'
+import { predictRoutes } from './routes/predict.ts'
 import { uploadRoutes } from './routes/uploads.ts'
 import { usageRoutes } from './routes/usage.ts'
 import { webhookRoutes } from './routes/webhooks.ts'
@@ -46,15 +47,18 @@ export function createApp() {
   app.onError(handleError)
   app.notFound(handleNotFound)
 
-  app.use('/v1/*', requireKey())
-  app.use('/v1/*', meterRequests())
-  app.use('/v1/*', enforceQuota())
+  for (const path of ['/v1/*', '/v2/*']) {
+    app.use(path, requireKey())
+    app.use(path, meterRequests())
+    app.use(path, enforceQuota())
+  }
 
   app.route('/', healthRoutes())
   app.route('/', adminTenantRoutes())
   app.route('/', keyRoutes())
   app.route('/', modelRoutes())
   app.route('/', modelFileRoutes())
+  app.route('/', predictRoutes())
   app.route('/', uploadRoutes())
   app.route('/', jobRoutes())
   app.route('/', mergeRoutes())

@@ -30,6 +30,8 @@ export interface Env {
   MOAT_RUNNER_TTL_SECONDS?: string
   MOAT_RUNNER_TIMEOUT_MS?: string
   MOAT_SSE_POLL_MS?: string
+  MOAT_INFERENCE_TIMEOUT_MS?: string
+  MOAT_PREDICT_MAX_ROWS?: string
 }
 
 export type AuthContext = {

@@ -9,6 +9,8 @@ export type EdgeSettings = {
   runnerTtlSeconds: number
   runnerTimeoutMs: number
   ssePollMs: number
+  inferenceTimeoutMs: number
+  predictMaxRows: number
   outbound: OutboundUrlPolicy
   // Fault injection for resilience tests: the share of usage batches whose
   // consumer crashes after writing and before acknowledging. Always 0 in
@@ -34,6 +36,8 @@ export function readSettings(env: Env): EdgeSettings {
     runnerTtlSeconds: positiveInt(env.MOAT_RUNNER_TTL_SECONDS, 15),
     runnerTimeoutMs: positiveInt(env.MOAT_RUNNER_TIMEOUT_MS, 5000),
     ssePollMs: positiveInt(env.MOAT_SSE_POLL_MS, 1000),
+    inferenceTimeoutMs: positiveInt(env.MOAT_INFERENCE_TIMEOUT_MS, 30_000),
+    predictMaxRows: positiveInt(env.MOAT_PREDICT_MAX_ROWS, 256),
     outbound: {
       allowHosts: (env.MOAT_OUTBOUND_ALLOW_HOSTS ?? '').split(',').map((host) => host.trim()).filter(Boolean),
       allowLoopback: env.MOAT_OUTBOUND_ALLOW_LOOPBACK === 'true',

@@ -39,7 +39,7 @@ export async function createKey(tenant: Tenant, scopes?: string[]): Promise<stri
   return (await json(res)).key
 }
 
-export async function registerModel(tenant: Tenant, name = 'digits', format = 'onnx'): Promise<string> {
+export async function registerModel(tenant: Tenant, name = 'digits', format = 'safetensors'): Promise<string> {
   const res = await call('/v1/models', { key: tenant.adminKey, body: { name, format, task: 'classification' } })
   if (res.status !== 201) throw new Error(`model registration failed: ${res.status} ${await res.text()}`)
   return (await json(res)).id

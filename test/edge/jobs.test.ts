@@ -236,7 +236,7 @@ describe('runner reports through the results queue', () => {
     const sha = await sha256Hex(bytes)
     const result = {
       verdict: 'verified',
-      files: [{ name: 'model.onnx', expected_sha256: sha, actual_sha256: sha, size: 2048, verdict: 'verified' }],
+      files: [{ name: 'model.safetensors', expected_sha256: sha, actual_sha256: sha, size: 2048, verdict: 'verified' }],
     }
     const sent = vi.spyOn(env.RESULTS, 'send')
     const usage = vi.spyOn(env.USAGE, 'send')
@@ -266,7 +266,7 @@ describe('runner reports through the results queue', () => {
     const sha = await sha256Hex(bytes)
     const result = {
       verdict: 'mismatch',
-      files: [{ name: 'model.onnx', expected_sha256: sha, actual_sha256: 'b'.repeat(64), size: 2048, verdict: 'mismatch' }],
+      files: [{ name: 'model.safetensors', expected_sha256: sha, actual_sha256: 'b'.repeat(64), size: 2048, verdict: 'mismatch' }],
     }
     await deliver('moat-results', [{ kind: 'result', job_id: job.id, runner_id: null, report: { attempt: 1, status: 'succeeded', result } }])
     const version = await json(await call(`/v1/models/${modelId}/versions/1`, { key: tenant.adminKey }))

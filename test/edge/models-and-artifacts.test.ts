@@ -15,7 +15,7 @@ describe('models', () => {
     expect(page2.data.map((m: { id: string }) => m.id)).toEqual([ids[0]])
     expect(page2.has_more).toBe(false)
     const model = await json(await call(`/v1/models/${ids[0]}`, { key: tenant.adminKey }))
-    expect(model).toMatchObject({ id: ids[0], name: 'm1', format: 'onnx', task: 'classification', versions: [] })
+    expect(model).toMatchObject({ id: ids[0], name: 'm1', format: 'safetensors', task: 'classification', versions: [] })
   })
 
   it('refuses a duplicate model name with 409', async () => {
@@ -56,7 +56,7 @@ describe('artifact PUT', () => {
     const res = await putArtifact(tenant, modelId, '1', bytes)
     expect(res.status).toBe(201)
     const file = await json(res)
-    expect(file).toMatchObject({ name: 'model.onnx', size: bytes.length, sha256: await sha256Hex(bytes), verification: 'unverified' })
+    expect(file).toMatchObject({ name: 'model.safetensors', size: bytes.length, sha256: await sha256Hex(bytes), verification: 'unverified' })
     const row = await env.DB.prepare('SELECT artifact_key FROM model_files WHERE sha256 = ?1').bind(file.sha256).first<{ artifact_key: string }>()
     const object = await env.ARTIFACTS.get(row!.artifact_key)
     expect(new Uint8Array(await object!.arrayBuffer())).toEqual(bytes)

@@ -51,7 +51,7 @@ describe('usage limits', () => {
   it('blocks new requests once a metered budget is spent', async () => {
     const tenant = await createTenant()
     await setLimits(tenant, [{ meter: 'artifacts.bytes', period: 'month', limit: 1000 }])
-    const model = await json(await call('/v1/models', { key: tenant.adminKey, body: { name: 'm', format: 'onnx', task: 'classification' } }))
+    const model = await json(await call('/v1/models', { key: tenant.adminKey, body: { name: 'm', format: 'safetensors', task: 'classification' } }))
     const first = await call(`/v1/models/${model.id}/versions/1/artifact`, { method: 'PUT', key: tenant.adminKey, raw: new Uint8Array(1500) })
     expect(first.status).toBe(201)
     await vi.waitFor(async () => {

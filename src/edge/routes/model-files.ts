@@ -21,6 +21,7 @@ import {
   type ModelRow,
 } from '../models/model-store.ts'
 import { readSettings } from '../settings.ts'
+import { inspectOnnxFile, isServedOnnxFile } from '../inference/onnx-registration.ts'
 import { meterUsage } from '../usage/meter-usage.ts'
 import {
   bearerSecurity,
@@ -115,6 +116,9 @@ async function putModelFile(c: Context<AppEnv>, modelId: string, version: string
   })
   let file
   try {
+    if (isServedOnnxFile(model, fileName)) {
+      await inspectOnnxFile(c.env, db, model, row, { name: fileName, artifact_key: stored.key, sha256: stored.sha256, size: stored.size })
+    }
     file = await recordFile(db, row, { fileId, name: fileName, artifactKey: stored.key, sha256: stored.sha256, size: stored.size })
   } catch (error) {
     await c.env.ARTIFACTS.delete(stored.key)
@@ -153,6 +157,9 @@ export function modelFileRoutes() {
         .first()
       if (!claimed) throw new ApiError(409, `Upload ${upload.id} is already attached`, { code: 'upload_attached', param: 'upload_id' })
       try {
+        if (isServedOnnxFile(model, name)) {
+          await inspectOnnxFile(c.env, db, model, row, { name, artifact_key: upload.artifactKey, sha256: upload.sha256, size: upload.bytes })
+        }
         const file = await recordFile(db, row, {
           fileId: createId('file'),
           name,

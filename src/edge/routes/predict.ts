@@ -1,0 +1,144 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { Context } from 'hono'
+import { flattenInstances } from '../../shared/model-io.ts'
+import type { RunResponse } from '../../shared/inference-wire.ts'
+import { versionNameSchema } from '../artifacts/artifact-names.ts'
+import { database } from '../db/client.ts'
+import type { AppEnv } from '../env.ts'
+import { ApiError } from '../errors.ts'
+import { runModel } from '../inference/runner-inference.ts'
+import { servedModel, type ServedModel } from '../inference/served-model.ts'
+import { requireScope } from '../middleware/auth.ts'
+import { readSettings } from '../settings.ts'
+import { meterUsage } from '../usage/meter-usage.ts'
+import { bearerSecurity, conflictResponse, errorResponses, idParam, jsonBody, jsonResponse, tooLargeResponse } from './api-schemas.ts'
+import { createRouter } from './router.ts'
+
+const modelParams = z.object({ id: idParam('id') })
+const versionQuery = z.object({ version: versionNameSchema.optional().openapi({ param: { name: 'version', in: 'query' } }) })
+
+const predict = createRoute({
+  method: 'post',
+  path: '/v1/models/{id}/predict',
+  tags: ['inference'],
+  summary: 'Classify rows with the production version (or ?version=)',
+  security: bearerSecurity,
+  middleware: [requireScope('inference')] as const,
+  request: {
+    params: modelParams,
+    query: versionQuery,
+    body: jsonBody(z.strictObject({ instances: z.array(z.unknown()) })),
+  },
+  responses: {
+    200: jsonResponse(
+      z.object({ predictions: z.array(z.string()), probabilities: z.array(z.array(z.number())).optional(), model_version: z.string() }),
+      'One prediction per instance',
+    ),
+    ...errorResponses,
+    ...conflictResponse,
+    ...tooLargeResponse,
+  },
+})
+
+const oipTensor = z.strictObject({
+  name: z.string().min(1),
+  shape: z.array(z.number().int().nonnegative()).min(1),
+  datatype: z.literal('FP32'),
+  data: z.array(z.unknown()),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+})
+
+const inferBody = z.strictObject({
+  id: z.string().max(200).optional(),
+  inputs: z.array(oipTensor).length(1, 'Moat serves models with one input'),
+  outputs: z.array(z.strictObject({ name: z.string() })).optional(),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+})
+
+const inferResponse = z.object({
+  model_name: z.string(),
+  model_version: z.string(),
+  id: z.string().optional(),
+  outputs: z.array(z.object({ name: z.string(), datatype: z.literal('FP32'), shape: z.array(z.number()), data: z.array(z.number()) })),
+})
+
+const infer = createRoute({
+  method: 'post',
+  path: '/v2/models/{id}/infer',
+  tags: ['inference'],
+  summary: 'Open Inference Protocol (KServe v2 / Triton), on the production version (or ?version=)',
+  security: bearerSecurity,
+  middleware: [requireScope('inference')] as const,
+  request: { params: modelParams, query: versionQuery, body: jsonBody(inferBody) },
+  responses: { 200: jsonResponse(inferResponse, 'The outputs'), ...errorResponses, ...conflictResponse, ...tooLargeResponse },
+})
+
+async function serve(c: Context<AppEnv>, served: ServedModel, instances: unknown, param: string): Promise<{ rows: number; result: RunResponse }> {
+  const checked = flattenInstances(instances, served.rowDims, readSettings(c.env).predictMaxRows)
+  if (!checked.ok) throw new ApiError(checked.status, checked.message, { code: checked.status === 413 ? 'too_many_rows' : 'invalid_input', param: checked.param.replace(/^instances/, param) })
+  const result = await runModel(c.env, served.artifact, served.version.probe ?? null, {
+    name: served.inputName,
+    dims: [checked.rows, ...served.rowDims],
+    data: checked.data,
+  })
+  await meterUsage(c, 'predict.rows', checked.rows)
+  return { rows: checked.rows, result }
+}
+
+function argmaxLabels(output: { dims: number[]; data: number[] }, labels: string[] | null): { predictions: string[]; probabilities: number[][] } {
+  const width = output.dims.slice(1).reduce((product, dim) => product * dim, 1)
+  const predictions: string[] = []
+  const probabilities: number[][] = []
+  for (let row = 0; row < (output.dims[0] ?? 0); row++) {
+    const values = output.data.slice(row * width, row * width + width)
+    const best = values.indexOf(Math.max(...values))
+    predictions.push(labels?.[best] ?? String(best))
+    probabilities.push(values)
+  }
+  return { predictions, probabilities }
+}
+
+export function predictRoutes() {
+  return createRouter()
+    .openapi(predict, async (c) => {
+      const served = await servedModel(database(c.env), c.get('auth').tenantId, c.req.valid('param').id, c.req.valid('query').version)
+      const { result } = await serve(c, served, c.req.valid('json').instances, 'instances')
+      const output = result.outputs[0]
+      if (!output) throw new ApiError(502, 'The model returned no output', { code: 'runner_error' })
+      return c.json({ ...argmaxLabels(output, served.model.labels ?? null), model_version: served.version.version }, 200)
+    })
+    .openapi(infer, async (c) => {
+      const body = c.req.valid('json')
+      const served = await servedModel(database(c.env), c.get('auth').tenantId, c.req.valid('param').id, c.req.valid('query').version)
+      const input = body.inputs[0]!
+      if (input.name !== served.inputName) {
+        throw new ApiError(400, `The model's input is '${served.inputName}', not '${input.name}'`, { code: 'invalid_input', param: 'inputs.0.name' })
+      }
+      const [rows, ...rest] = input.shape
+      if (rest.join('x') !== served.rowDims.join('x')) {
+        throw new ApiError(400, `inputs[0].shape must be [N, ${served.rowDims.join(', ')}]`, { code: 'invalid_input', param: 'inputs.0.shape' })
+      }
+      const flat = input.data.flat(Infinity as 1)
+      const width = served.rowDims.reduce((product, dim) => product * dim, 1)
+      if (flat.length !== (rows ?? 0) * width) {
+        throw new ApiError(400, `inputs[0].data has ${flat.length} values; shape [${input.shape.join(', ')}] needs ${(rows ?? 0) * width}`, {
+          code: 'invalid_input',
+          param: 'inputs.0.data',
+        })
+      }
+      const instances = Array.from({ length: rows ?? 0 }, (_, row) => flat.slice(row * width, row * width + width))
+      const { result } = await serve(c, served, instances, 'inputs.0.data')
+      const wanted = body.outputs?.map((output) => output.name)
+      return c.json(
+        {
+          model_name: served.model.name,
+          model_version: served.version.version,
+          ...(body.id ? { id: body.id } : {}),
+          outputs: result.outputs
+            .filter((output) => !wanted || wanted.includes(output.name))
+            .map((output) => ({ name: output.name, datatype: 'FP32' as const, shape: output.dims, data: output.data })),
+        },
+        200,
+      )
+    })
+}
