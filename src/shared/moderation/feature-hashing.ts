@@ -1,0 +1,73 @@
+// Hashed word and character n-grams of folded text: the learned model's view
+// of a text. FNV-1a over UTF-16 units, each kind of n-gram with its own seed,
+// so "ab" as a word and "ab" as characters land in different buckets.
+
+const FNV_PRIME = 0x01000193
+const WORD_SEED = 0x811c9dc5
+const CHAR_SEED = 0x6b43a9b5
+const CUE_SEED = 0x2f6b1d3a
+
+function hashRange(seed: number, text: string, from: number, to: number): number {
+  let h = seed
+  for (let i = from; i < to; i++) h = Math.imul(h ^ text.charCodeAt(i), FNV_PRIME)
+  return h >>> 0
+}
+
+function hashPair(a: number, b: number): number {
+  return Math.imul(a ^ Math.imul(b, 0x9e3779b1), FNV_PRIME) >>> 0
+}
+
+export function hashName(name: string): number {
+  return hashRange(CUE_SEED, name, 0, name.length)
+}
+
+export type Span = { from: number; to: number }
+
+export function wordSpans(folded: string): Span[] {
+  const spans: Span[] = []
+  let from = 0
+  for (let i = 0; i <= folded.length; i++) {
+    if (i === folded.length || folded.charCodeAt(i) === 32) {
+      if (i > from) spans.push({ from, to: i })
+      from = i + 1
+    }
+  }
+  return spans
+}
+
+// Appends the hashes of the n-grams of words[from, to) to `out`: words,
+// word pairs, and character 3- and 4-grams of each word with its edges
+// marked (2-grams too for words outside ASCII, which covers scripts written
+// without spaces).
+export function hashNgrams(folded: string, words: readonly Span[], from: number, to: number, out: number[]): void {
+  let previous = 0
+  for (let w = from; w < to; w++) {
+    const { from: start, to: end } = words[w]!
+    const word = hashRange(WORD_SEED, folded, start, end)
+    out.push(word)
+    if (w > from) out.push(hashPair(previous, word))
+    previous = word
+    // The word with a space on either side: " kil " → " ki", "kil", "il ".
+    const lo = Math.max(0, start - 1)
+    const hi = Math.min(folded.length, end + 1)
+    const padStart = start === 0 ? 1 : 0
+    const ascii = isAscii(folded, start, end)
+    for (let n = ascii ? 3 : 2; n <= 4; n++) {
+      for (let i = lo - padStart; i + n <= hi + (end === folded.length ? 1 : 0); i++) {
+        out.push(hashPadded(folded, i, i + n, n))
+      }
+    }
+  }
+}
+
+function isAscii(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (text.charCodeAt(i) > 127) return false
+  return true
+}
+
+// A character n-gram where positions outside the text read as spaces.
+function hashPadded(text: string, from: number, to: number, n: number): number {
+  let h = CHAR_SEED ^ n
+  for (let i = from; i < to; i++) h = Math.imul(h ^ (i < 0 || i >= text.length ? 32 : text.charCodeAt(i)), FNV_PRIME)
+  return h >>> 0
+}
