@@ -17,6 +17,8 @@ import { mergeRoutes } from './routes/merges.ts'
 import { modelFileRoutes } from './routes/model-files.ts'
 import { modelRoutes } from './routes/models.ts'
 import { predictRoutes } from './routes/predict.ts'
+import { moderationPolicyRoutes } from './routes/moderation-policies.ts'
+import { moderationRoutes } from './routes/moderations.ts'
 import { uploadRoutes } from './routes/uploads.ts'
 import { usageRoutes } from './routes/usage.ts'
 import { webhookRoutes } from './routes/webhooks.ts'
@@ -63,6 +65,8 @@ export function createApp() {
   app.route('/', jobRoutes())
   app.route('/', mergeRoutes())
   app.route('/', lineageRoutes())
+  app.route('/', moderationRoutes())
+  app.route('/', moderationPolicyRoutes())
   app.route('/', usageRoutes())
   app.route('/', webhookRoutes())
   app.route('/', billingSinkRoutes())
