@@ -1,13 +1,15 @@
 import { METHOD_SPECS, type MergeMethodName, type ParameterValue } from '../../shared/merge-methods.ts'
 import type { KernelCall, KernelResult, Layout, RankBound } from './cpu/kernels.ts'
 import { mix32 } from './cpu/kernels.ts'
-import { sharedFloat32, type KernelRunner } from './cpu/kernel-runner.ts'
+import type { KernelRunner } from './cpu/kernel-runner.ts'
 
 // One output tensor's merge, as mergekit's methods compute it, on float32
 // arrays in shared memory. The work is cut into fixed-size chunks whatever
 // the thread count, and partial sums are combined in chunk order, so a result
 // does not depend on how many threads computed it. Inputs are consumed: task
-// vectors are computed in place.
+// vectors are computed in place and the result is written over an input (the
+// base for task arithmetic, the first operand otherwise), so a merge needs no
+// memory beyond its inputs.
 
 export type MergeInput = { model: string; data: Float32Array; params: Record<string, ParameterValue | undefined> }
 
@@ -200,7 +202,8 @@ async function taskArithmetic(runner: KernelRunner, job: TensorMerge): Promise<F
   for (const input of job.inputs) await runChunks(runner, chunks, (range) => ({ op: 'sub', ...range, array: input.data, base }))
   const rescale = asBoolean(job.params.rescale)
   for (const [index, input] of job.inputs.entries()) await sparsify(runner, job, input, index, rescale)
-  const out = sharedFloat32(base.length)
+  // Each element of base is read before its own output is written: base can take the result.
+  const out = base
   const weights = job.inputs.map((input) => asNumber(input.params.weight, 'weight', `${job.name} of ${input.model}`))
   await runChunks(runner, chunks, (range) => ({
     op: 'taskCombine',
@@ -238,9 +241,10 @@ async function gram(runner: KernelRunner, arrays: Float32Array[], base: Float32A
   return out
 }
 
+// The result overwrites arrays[0]: every kernel reads an element's operands before writing it.
 async function affine(runner: KernelRunner, arrays: Float32Array[], coefficients: Float64Array, layout: Layout): Promise<Float32Array> {
   const n = arrays[0]!.length
-  const out = sharedFloat32(n)
+  const out = arrays[0]!
   const { chunks } = layoutChunks(layout, n)
   await runChunks(runner, chunks, (range) => ({ op: 'affine', ...range, arrays, coefficients, layout, out }))
   return out

@@ -4,7 +4,8 @@ import { SAFETENSORS_DTYPE_SIZES } from '../../shared/safetensors-header.ts'
 import { encodedSize, encodeFromFloat32 } from '../tensors/dtype-codec.ts'
 import type { ModelTensor } from '../tensors/safetensors-model.ts'
 import { createShardedWriter, DEFAULT_SHARD_BYTES, existingModelFiles } from '../tensors/sharded-writer.ts'
-import { createKernelRunner, sharedFloat32, type KernelRunner } from './cpu/kernel-runner.ts'
+import { createArrayPool, type ArrayPool } from './array-pool.ts'
+import { createKernelRunner, type KernelRunner } from './cpu/kernel-runner.ts'
 import type { MergePlan, PlannedSource, PlannedTensor } from './merge-plan.ts'
 import { countNonFinite, MergeError, mergeTensor, type MergeInput } from './merge-tensor.ts'
 
@@ -37,9 +38,9 @@ export type MergeOutcome = { files: string[]; totalBytes: number; nonFinite: Non
 
 const ENCODE_CHUNK = 1 << 22
 
-async function readSource(source: PlannedSource, shape: number[]): Promise<Float32Array> {
+async function readSource(pool: ArrayPool, source: PlannedSource, shape: number[]): Promise<Float32Array> {
   const count = shape.reduce((a, b) => a * b, 1)
-  const out = sharedFloat32(count)
+  const out = pool.take(count)
   const own = elementsOf(source.tensor)
   if (own === count) {
     await source.tensor.file.readFloat32(source.tensor, out)
@@ -65,8 +66,11 @@ function elementsOf(tensor: ModelTensor): number {
 
 type Loaded = { base: Float32Array | null; inputs: Float32Array[] }
 
-async function load(tensor: PlannedTensor): Promise<Loaded> {
-  const [base, ...inputs] = await Promise.all([tensor.base ? readSource(tensor.base, tensor.shape) : null, ...tensor.inputs.map((input) => readSource(input, tensor.shape))])
+async function load(pool: ArrayPool, tensor: PlannedTensor): Promise<Loaded> {
+  const [base, ...inputs] = await Promise.all([
+    tensor.base ? readSource(pool, tensor.base, tensor.shape) : null,
+    ...tensor.inputs.map((input) => readSource(pool, input, tensor.shape)),
+  ])
   return { base: base ?? null, inputs: inputs as Float32Array[] }
 }
 
@@ -83,6 +87,7 @@ export async function runMerge(options: RunMergeOptions): Promise<MergeOutcome> 
     maxShardBytes: options.maxShardBytes ?? DEFAULT_SHARD_BYTES,
     metadata: { format: 'pt' },
   })
+  const pool = createArrayPool()
   const nonFinite: NonFiniteReport[] = []
   const progress: MergeProgress = { tensorsDone: 0, tensorsTotal: plan.tensors.length, bytesDone: 0, bytesTotal: plan.inputBytes }
   options.onProgress?.({ ...progress })
@@ -91,7 +96,7 @@ export async function runMerge(options: RunMergeOptions): Promise<MergeOutcome> 
   const prefetch = (index: number) => {
     const tensor = plan.tensors[index]
     if (!tensor) return null
-    const promise = load(tensor)
+    const promise = load(pool, tensor)
     promise.catch(() => {})
     return promise
   }
@@ -131,6 +136,8 @@ export async function runMerge(options: RunMergeOptions): Promise<MergeOutcome> 
         await writer.write(tensor.name, bytes, encodedSize(tensor.dtype, start))
       }
       if (merged.length === 0) await writer.write(tensor.name, new Uint8Array(0))
+      // The result lives in one of the inputs' arrays: all go back together.
+      pool.release(arrays)
       progress.tensorsDone++
       progress.bytesDone += sources.reduce((sum, source) => sum + (source.tensor.end - source.tensor.begin), 0)
       options.onProgress?.({ ...progress })

@@ -22,7 +22,8 @@ export type SafetensorsFile = {
   close(): Promise<void>
 }
 
-const CHUNK_BYTES = 8 << 20
+// Per read, not per file: a merge holds many files open, and reads only a few at once.
+const CHUNK_BYTES = 4 << 20
 
 async function readExactly(file: FileHandle, into: Uint8Array, position: number, path: string): Promise<void> {
   let done = 0
@@ -44,7 +45,6 @@ export async function openSafetensorsFile(path: string): Promise<SafetensorsFile
     await readExactly(file, headerBytes, 8, path)
     const header = withPath(path, () => parseSafetensorsHeader(headerBytes, size))
     const tensors = new Map(header.tensors.map((tensor) => [tensor.name, tensor]))
-    const chunk = new Uint8Array(CHUNK_BYTES)
 
     return {
       path,
@@ -62,6 +62,7 @@ export async function openSafetensorsFile(path: string): Promise<SafetensorsFile
         const elementBytes = SAFETENSORS_DTYPE_SIZES[dtype]
         if (out.length * elementBytes < total) throw new RangeError(`tensor ${tensor.name} needs ${total / elementBytes} elements, got room for ${out.length}`)
         // CHUNK_BYTES is a multiple of every element size, so no element straddles two reads.
+        const chunk = new Uint8Array(Math.min(CHUNK_BYTES, total))
         for (let offset = 0; offset < total; offset += CHUNK_BYTES) {
           const length = Math.min(CHUNK_BYTES, total - offset)
           const view = chunk.subarray(0, length)
