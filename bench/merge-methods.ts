@@ -1,0 +1,81 @@
+import { execFileSync } from 'node:child_process'
+import { METHOD_SPECS, MERGE_METHODS, type MergeMethodName } from '../src/shared/merge-methods.ts'
+import { createKernelRunner, defaultThreads, sharedFloat32 } from '../src/gpu-runner/merge/cpu/kernel-runner.ts'
+import { mergeTensor, type MergeInput } from '../src/gpu-runner/merge/merge-tensor.ts'
+import { decodeToFloat32, encodedSize, encodeFromFloat32, type WritableDtype } from '../src/gpu-runner/tensors/dtype-codec.ts'
+import { seededUniform } from '../scripts/merge-fixtures/synthetic-model.ts'
+
+// One method on three 4096 × 4096 tensors (a base and two models; slerp reads
+// two, passthrough one), stored as `dtype`: decode to float32, merge, encode
+// back, timed. Each method runs in a child process of its own so its peak RSS
+// is its own. Run without arguments for the whole table.
+
+const SIDE = Number(process.env.BENCH_SIDE ?? 4096)
+const N = SIDE * SIDE
+
+const PARAMS: Record<MergeMethodName, { global: Record<string, number | boolean>; model: Record<string, number> }> = {
+  linear: { global: {}, model: { weight: 0.5 } },
+  slerp: { global: { t: 0.4 }, model: {} },
+  nuslerp: { global: {}, model: { weight: 0.5 } },
+  task_arithmetic: { global: {}, model: { weight: 0.5 } },
+  ties: { global: {}, model: { weight: 0.5, density: 0.5 } },
+  dare_ties: { global: {}, model: { weight: 0.5, density: 0.5 } },
+  dare_linear: { global: {}, model: { weight: 0.5, density: 0.5 } },
+  breadcrumbs: { global: {}, model: { weight: 0.5, density: 0.9, gamma: 0.01 } },
+  breadcrumbs_ties: { global: {}, model: { weight: 0.5, density: 0.9, gamma: 0.01 } },
+  della: { global: {}, model: { weight: 0.5, density: 0.5, epsilon: 0.1 } },
+  della_linear: { global: {}, model: { weight: 0.5, density: 0.5, epsilon: 0.1 } },
+  model_stock: { global: {}, model: {} },
+  passthrough: { global: {}, model: {} },
+}
+
+function storedTensor(seed: number, dtype: WritableDtype): Uint8Array {
+  const random = seededUniform(seed)
+  const values = new Float32Array(N)
+  for (let i = 0; i < N; i++) values[i] = (random() - 0.5) * 0.1
+  const bytes = new Uint8Array(encodedSize(dtype, N))
+  encodeFromFloat32(dtype, values, bytes)
+  return bytes
+}
+
+async function measure(method: MergeMethodName, dtype: WritableDtype, threads: number) {
+  const spec = METHOD_SPECS[method]
+  const withBase = spec.needsBase || method === 'nuslerp'
+  const modelCount = method === 'passthrough' ? 1 : method === 'slerp' ? 1 : method === 'linear' ? 3 : 2
+  const stored = Array.from({ length: modelCount + (withBase ? 1 : 0) }, (_, i) => storedTensor(i + 1, dtype))
+  const runner = createKernelRunner({ threads })
+  // Threads start once per process, not per tensor: not part of a merge's time.
+  await runner.run([{ op: 'scale', start: 0, end: 1, array: sharedFloat32(1), factor: 1 }])
+  const started = performance.now()
+  const decoded = stored.map((bytes) => {
+    const array = sharedFloat32(N)
+    decodeToFloat32(dtype, bytes, array)
+    return array
+  })
+  const base = withBase ? decoded.shift()! : null
+  const inputs: MergeInput[] = decoded.map((data, i) => ({ model: `m${i}`, data, params: PARAMS[method].model }))
+  const out = await mergeTensor(runner, { name: 'bench.weight', method, shape: [SIDE, SIDE], base, inputs, params: PARAMS[method].global, seed: 1 })
+  const encoded = new Uint8Array(encodedSize(dtype, N))
+  encodeFromFloat32(dtype, out, encoded)
+  const seconds = (performance.now() - started) / 1000
+  await runner.close()
+  const inputBytes = stored.reduce((sum, bytes) => sum + bytes.byteLength, 0)
+  return { method, dtype, tensors: stored.length, seconds, gbPerSecond: inputBytes / 1e9 / seconds, peakRssMb: process.resourceUsage().maxRSS / 1024 }
+}
+
+const [method, dtype, threads] = process.argv.slice(2)
+if (method) {
+  process.stdout.write(`${JSON.stringify(await measure(method as MergeMethodName, dtype as WritableDtype, Number(threads)))}\n`)
+} else {
+  const threadCount = Number(process.env.BENCH_THREADS ?? defaultThreads())
+  console.log(`merge kernels: ${SIDE} x ${SIDE} tensors, ${threadCount} threads; decode + merge + encode, wall time`)
+  console.log('| method | dtype | inputs | wall | GB/s of input | peak RSS |')
+  console.log('|---|---|---|---|---|---|')
+  for (const name of MERGE_METHODS) {
+    for (const storedDtype of ['F32', 'BF16'] as const) {
+      const line = execFileSync(process.execPath, [import.meta.filename, name, storedDtype, String(threadCount)], { encoding: 'utf8' })
+      const result = JSON.parse(line) as Awaited<ReturnType<typeof measure>>
+      console.log(`| ${name} | ${storedDtype} | ${result.tensors} | ${result.seconds.toFixed(2)} s | ${result.gbPerSecond.toFixed(2)} | ${result.peakRssMb.toFixed(0)} MB |`)
+    }
+  }
+}
