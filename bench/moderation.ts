@@ -1,0 +1,102 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { build } from 'esbuild'
+import { englishDataset, englishRecommendedTransformers, RegExpMatcher } from 'obscenity'
+import { createModerationEngine } from '../src/shared/moderation/engine.ts'
+import { freePort, QUIET_WRANGLER_ENV, stopProcess, waitForHealthy } from '../scripts/local-stack.ts'
+import { benchTexts } from './moderation-texts.ts'
+
+// Microseconds per text for the whole engine (normalisation, cues, profanity,
+// the learned model, PII, prompt injection, language), at 280 and 2,000
+// characters, in Node and inside workerd; obscenity's own matcher on the same
+// texts for scale; and what the engine adds to the Worker bundle.
+
+const TARGET_P50_US = 50
+const TEXTS = 2000
+const WARMUP = 500
+const ROOT = join(import.meta.dirname, '..')
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+}
+
+function timeEach(texts: readonly string[], run: (text: string) => unknown): number[] {
+  for (let i = 0; i < WARMUP; i++) run(texts[i % texts.length]!)
+  const times = texts.map((text) => {
+    const start = performance.now()
+    run(text)
+    return (performance.now() - start) * 1000
+  })
+  return times.sort((a, b) => a - b)
+}
+
+const row = (name: string, sorted: readonly number[]) =>
+  `| ${name} | ${percentile(sorted, 50).toFixed(1)} | ${percentile(sorted, 95).toFixed(1)} | ${(sorted.reduce((a, b) => a + b, 0) / sorted.length).toFixed(1)} |`
+
+const engine = createModerationEngine()
+const obscenity = new RegExpMatcher({ ...englishDataset.build(), ...englishRecommendedTransformers })
+
+console.log(`Node ${process.version}, ${TEXTS} texts per row\n`)
+console.log('| what | p50 µs | p95 µs | mean µs |\n|---|---|---|---|')
+const results: Record<string, number> = {}
+for (const length of [280, 2000]) {
+  const texts = benchTexts(length, TEXTS)
+  const engineTimes = timeEach(texts, (text) => engine.analyze(text))
+  results[`node-${length}`] = percentile(engineTimes, 50)
+  console.log(row(`engine, Node, ${length} chars`, engineTimes))
+  console.log(row(`obscenity alone, Node, ${length} chars`, timeEach(texts, (text) => obscenity.getAllMatches(text))))
+}
+
+// workerd (under wrangler dev): batches of BATCH texts timed from outside,
+// since a Worker's clock stands still while it computes; p50 over batches.
+const dir = mkdtempSync(join(tmpdir(), 'moat-bench-moderation-'))
+try {
+  const config = join(dir, 'wrangler.toml')
+  const compatibilityDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync(join(ROOT, 'wrangler.toml'), 'utf8'))![1]
+  writeFileSync(config, `name = "moat-bench-moderation"\nmain = "${join(import.meta.dirname, 'moderation-worker.ts')}"\ncompatibility_date = "${compatibilityDate}"\n`)
+  const port = await freePort()
+  const wrangler = spawn(
+    process.execPath,
+    [join(ROOT, 'node_modules/wrangler/bin/wrangler.js'), 'dev', '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort()), '--show-interactive-dev-session=false'],
+    { cwd: dir, env: { ...process.env, ...QUIET_WRANGLER_ENV }, stdio: 'ignore' },
+  )
+  const url = `http://127.0.0.1:${port}`
+  try {
+    await waitForHealthy(`${url}/?length=280&count=1`, 60_000)
+    const BATCH = 100
+    for (const length of [280, 2000]) {
+      await fetch(`${url}/?length=${length}&count=${WARMUP}`).then((res) => res.text())
+      const perText: number[] = []
+      for (let i = 0; i < TEXTS / BATCH; i++) {
+        const start = performance.now()
+        await fetch(`${url}/?length=${length}&count=${BATCH}`).then((res) => res.text())
+        perText.push(((performance.now() - start) * 1000) / BATCH)
+      }
+      perText.sort((a, b) => a - b)
+      results[`workerd-${length}`] = percentile(perText, 50)
+      console.log(row(`engine, workerd, ${length} chars (per text, batches of ${BATCH})`, perText))
+    }
+  } finally {
+    await stopProcess(wrangler, 'SIGINT')
+  }
+
+  // What the engine adds to the Worker: the engine alone, bundled as wrangler
+  // bundles it (esbuild, not minified).
+  await build({
+    entryPoints: [join(ROOT, 'src/shared/moderation/engine.ts')],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    mainFields: ['module', 'main'],
+    outfile: join(dir, 'engine.js'),
+    logLevel: 'silent',
+  })
+  const engineBytes = readFileSync(join(dir, 'engine.js'))
+  console.log(`\nthe engine in the Worker bundle: ${(engineBytes.length / 1e6).toFixed(2)} MB, ${(gzipSync(engineBytes).length / 1e3).toFixed(0)} KB gzipped`)
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}
+console.log(`p50 at 280 characters / target ${TARGET_P50_US} µs: Node ${(results['node-280']! / TARGET_P50_US).toFixed(2)}, workerd ${(results['workerd-280']! / TARGET_P50_US).toFixed(2)}`)
