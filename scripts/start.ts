@@ -53,12 +53,16 @@ export function ensureDevVars(path = join(ROOT, '.dev.vars')): DevSecrets {
   return vars
 }
 
-type Demo = { MOAT_URL: string; MOAT_API_KEY: string; MOAT_ADMIN_TOKEN: string; MOAT_DEMO_MODEL: string }
+type Demo = { MOAT_URL: string; MOAT_API_KEY: string; MOAT_ADMIN_TOKEN: string; MOAT_DEMO_MODEL: string; MOAT_DIGITS_MODEL: string }
 
 async function api(url: string, token: string, path: string, init: RequestInit = {}) {
   const res = await fetch(`${url}${path}`, {
     ...init,
-    headers: { authorization: `Bearer ${token}`, ...(init.body && !(init.body instanceof Uint8Array) ? { 'content-type': 'application/json' } : {}), ...init.headers },
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(typeof init.body === 'string' ? { 'content-type': 'application/json' } : {}),
+      ...init.headers,
+    },
   })
   const body = await res.json().catch(() => null)
   if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${path} answered ${res.status}: ${JSON.stringify(body)}`)
@@ -70,9 +74,17 @@ async function api(url: string, token: string, path: string, init: RequestInit =
 export async function seedDemo(edgeUrl: string, adminToken: string, demoEnvPath: string): Promise<Demo> {
   if (existsSync(demoEnvPath)) {
     const saved = parseEnvFile(readFileSync(demoEnvPath, 'utf8')) as Partial<Demo>
-    if (saved.MOAT_API_KEY && saved.MOAT_DEMO_MODEL) {
-      const alive = await fetch(`${edgeUrl}/v1/models/${saved.MOAT_DEMO_MODEL}`, { headers: { authorization: `Bearer ${saved.MOAT_API_KEY}` } })
-      if (alive.ok) return { MOAT_URL: edgeUrl, MOAT_API_KEY: saved.MOAT_API_KEY, MOAT_ADMIN_TOKEN: adminToken, MOAT_DEMO_MODEL: saved.MOAT_DEMO_MODEL }
+    if (saved.MOAT_API_KEY && saved.MOAT_DEMO_MODEL && saved.MOAT_DIGITS_MODEL) {
+      const alive = await fetch(`${edgeUrl}/v1/models/${saved.MOAT_DIGITS_MODEL}`, { headers: { authorization: `Bearer ${saved.MOAT_API_KEY}` } })
+      if (alive.ok) {
+        return {
+          MOAT_URL: edgeUrl,
+          MOAT_API_KEY: saved.MOAT_API_KEY,
+          MOAT_ADMIN_TOKEN: adminToken,
+          MOAT_DEMO_MODEL: saved.MOAT_DEMO_MODEL,
+          MOAT_DIGITS_MODEL: saved.MOAT_DIGITS_MODEL,
+        }
+      }
     }
   }
   const created = await api(edgeUrl, adminToken, '/admin/tenants', { method: 'POST', body: JSON.stringify({ name: 'demo' }) })
@@ -83,7 +95,15 @@ export async function seedDemo(edgeUrl: string, adminToken: string, demoEnvPath:
   })
   await api(edgeUrl, key, `/v1/models/${model.id}/versions/1/artifact`, { method: 'PUT', body: demoSafetensors() })
   await api(edgeUrl, key, `/v1/models/${model.id}/versions/1`, { method: 'PATCH', body: JSON.stringify({ stage: 'production' }) })
-  const demo: Demo = { MOAT_URL: edgeUrl, MOAT_API_KEY: key, MOAT_ADMIN_TOKEN: adminToken, MOAT_DEMO_MODEL: model.id }
+  // The digit classifier trained by scripts/mnist/train-mlp.py on real digits.
+  const meta = JSON.parse(readFileSync(join(ROOT, 'assets/models/mnist-mlp.json'), 'utf8')) as { labels: string[] }
+  const digits = await api(edgeUrl, key, '/v1/models', {
+    method: 'POST',
+    body: JSON.stringify({ name: 'digits', format: 'onnx', task: 'classification', labels: meta.labels, input: { shape: [-1, 784], dtype: 'float32' } }),
+  })
+  await api(edgeUrl, key, `/v1/models/${digits.id}/versions/1/artifact`, { method: 'PUT', body: readFileSync(join(ROOT, 'assets/models/mnist-mlp.onnx')) })
+  await api(edgeUrl, key, `/v1/models/${digits.id}/versions/1`, { method: 'PATCH', body: JSON.stringify({ stage: 'production' }) })
+  const demo: Demo = { MOAT_URL: edgeUrl, MOAT_API_KEY: key, MOAT_ADMIN_TOKEN: adminToken, MOAT_DEMO_MODEL: model.id, MOAT_DIGITS_MODEL: digits.id }
   writeFileSync(demoEnvPath, `${Object.entries(demo).map(([name, value]) => `${name}=${value}`).join('\n')}\n`, { mode: 0o600 })
   return demo
 }
@@ -101,6 +121,8 @@ Try it:
        -H 'content-type: application/json' -d "{\\"type\\":\\"verify_artifact\\",\\"model\\":\\"$MOAT_DEMO_MODEL\\"}"
   curl -sN $MOAT_URL/v1/jobs/<job id>/events -H "Authorization: Bearer $MOAT_API_KEY"
   curl -s $MOAT_URL/v1/models/$MOAT_DEMO_MODEL/versions/1 -H "Authorization: Bearer $MOAT_API_KEY"
+  curl -s $MOAT_URL/v1/models/$MOAT_DIGITS_MODEL/predict -H "Authorization: Bearer $MOAT_API_KEY" \\
+       -H 'content-type: application/json' -d @assets/digits/7.json
 
 Ctrl-C stops the edge and the runner.
 `
