@@ -8,6 +8,7 @@ import { enforceQuota } from './middleware/enforce-quota.ts'
 import { meterRequests } from './middleware/meter-requests.ts'
 import { requestId } from './middleware/request-id.ts'
 import { adminTenantRoutes } from './routes/admin-tenants.ts'
+import { guardRoutes } from './routes/guard.ts'
 import { healthRoutes } from './routes/health.ts'
 import { internalRoutes } from './routes/internal.ts'
 import { jobRoutes } from './routes/jobs.ts'
@@ -70,6 +71,7 @@ export function createApp() {
   app.route('/', usageRoutes())
   app.route('/', webhookRoutes())
   app.route('/', billingSinkRoutes())
+  app.route('/', guardRoutes())
   app.route('/', internalRoutes())
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })

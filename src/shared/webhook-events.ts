@@ -6,6 +6,10 @@ export const WEBHOOK_EVENT_TYPES = [
   'job.cancelled',
   'usage.quota_exceeded',
   'usage.sink_failed',
+  // A client's guard action escalated (degrade, throttle, block) or an admin
+  // reset it.
+  'guard.alert',
+  'guard.reset',
 ] as const
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number]
 

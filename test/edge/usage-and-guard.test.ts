@@ -94,6 +94,6 @@ describe('upload expiry', () => {
 describe('the ClientGuard Durable Object', () => {
   it('is declared with SQLite storage and answers over RPC', async () => {
     const stub = env.CLIENT_GUARD.get(env.CLIENT_GUARD.idFromName('key_test'))
-    expect(await stub.schemaVersion()).toBe(1)
+    expect(await stub.schemaVersion()).toBe(2)
   })
 })

@@ -332,3 +332,43 @@ export const moderationPolicies = sqliteTable('moderation_policies', {
   policy: text('policy', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
   updatedAt: integer('updated_at').notNull(),
 })
+
+// The guard's view of each client (an API key, or a key and an end-user id),
+// written by its ClientGuard object when its action or risk changes, so
+// `GET /v1/guard/clients` reads one table instead of waking every object.
+export const guardClients = sqliteTable(
+  'guard_clients',
+  {
+    tenantId: text('tenant_id').notNull(),
+    clientId: text('client_id').notNull(),
+    keyId: text('key_id').notNull(),
+    endUser: text('end_user'),
+    risk: integer('risk_bp').notNull(),
+    action: text('action', { enum: ['observe', 'degrade', 'throttle', 'block'] }).notNull(),
+    signals: text('signals', { mode: 'json' }).$type<unknown[]>().notNull(),
+    stateBytes: integer('state_bytes').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.clientId] }), index('guard_clients_risk').on(t.tenantId, t.risk)],
+)
+
+// Detections and actions: every escalation of a client's action, every
+// admin reset. Append-only.
+export const guardEvents = sqliteTable(
+  'guard_events',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    clientId: text('client_id').notNull(),
+    keyId: text('key_id').notNull(),
+    endUser: text('end_user'),
+    modelId: text('model_id'),
+    type: text('type', { enum: ['escalated', 'reset'] }).notNull(),
+    action: text('action', { enum: ['observe', 'degrade', 'throttle', 'block'] }).notNull(),
+    previousAction: text('previous_action', { enum: ['observe', 'degrade', 'throttle', 'block'] }).notNull(),
+    risk: integer('risk_bp').notNull(),
+    signals: text('signals', { mode: 'json' }).$type<unknown[]>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('guard_events_tenant').on(t.tenantId, t.id)],
+)

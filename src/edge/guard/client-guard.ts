@@ -1,21 +1,424 @@
 import { DurableObject } from 'cloudflare:workers'
+import { actionForRisk, actionRank, mergeGuardPolicies, resolveGuardPolicy, type GuardAction, type GuardPolicy, type GuardPolicyInput } from '../../shared/guard/guard-policy.ts'
+import { createModelSignals, observeClassifierQuery, observeLlmRequest, readSignals, readVolume, signalOptions, type ModelSignals } from '../../shared/guard/model-signals.ts'
+import { riskScore, type SignalReading } from '../../shared/guard/risk-score.ts'
+import { hashString } from '../../shared/guard/seeded-random.ts'
+import { decodeState, encodeState } from '../../shared/guard/state-codec.ts'
+import { giveBack, take, type TokenBucket } from '../../shared/guard/token-bucket.ts'
+import { createVolumeState, DEFAULT_VOLUME_OPTIONS, observeVolume, volumeZ, type VolumeState } from '../../shared/guard/volume-anomaly.ts'
+import { createId } from '../../shared/ids.ts'
 import type { Env } from '../env.ts'
+import { emitEvent, eventId } from '../webhooks/emit-event.ts'
+import { clientId } from './client-id.ts'
+import type { Admission, AdmitRequest, ClientIdentity, ClientView, SettleRequest } from './guard-protocol.ts'
 
-// One Durable Object per API key: the single authority for that key's exact
-// state (limits, budgets, extraction signals), which the guard issue fills.
-// Today it keeps the schema version of its SQLite storage, so later
-// migrations of that storage have a starting point.
+const MINUTE_MS = 60_000
+const DAY_MS = 86_400_000
+// A reservation whose call never reports back (the isolate died) is
+// released after this long; what it reserved stays spent.
+const RESERVATION_TTL_MS = 10 * MINUTE_MS
+// A throttled client without its own rpm limit gets this base times the
+// throttle factor.
+const THROTTLE_BASE_RPM = 60
+const MAX_MODELS_PER_CLIENT = 8
+const SYNC_INTERVAL_MS = MINUTE_MS
+const SCHEMA_VERSION = 2
+
+type ClientMeta = {
+  identity: ClientIdentity | null
+  action: GuardAction
+  actionSince: number | null
+  risk: number
+  signals: SignalReading[]
+  volume: VolumeState | null
+  escalations: number
+  cooldownMs: number
+  keyPolicy: GuardPolicyInput
+  syncedAt: number
+  syncedRisk: number
+}
+
+const freshMeta = (): ClientMeta => ({
+  identity: null,
+  action: 'observe',
+  actionSince: null,
+  risk: 0,
+  signals: [],
+  volume: null,
+  escalations: 0,
+  cooldownMs: DAY_MS,
+  keyPolicy: {},
+  syncedAt: 0,
+  syncedRisk: 0,
+})
+
+const utcDay = (now: number) => new Date(now).toISOString().slice(0, 10)
+const nextUtcDay = (now: number) => (Math.floor(now / DAY_MS) + 1) * DAY_MS
+
+// One Durable Object per client (an API key, or a key and an end-user id):
+// the single authority for that client's limits (token buckets for rpm and
+// tpm, daily quotas, concurrency, budgets reserved before a call and
+// reconciled after) and its extraction signals, so both hold exactly across
+// every isolate. Everything lives in the object's SQLite storage; detector
+// state is bounded per model and at most eight models are remembered. An
+// alarm rolls daily windows over, releases abandoned reservations and lets
+// an action cool down.
 export class ClientGuard extends DurableObject<Env> {
+  private meta: ClientMeta = freshMeta()
+  private models = new Map<string, { signals: ModelSignals; readings: SignalReading[] }>()
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     ctx.blockConcurrencyWhile(async () => {
-      this.ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS guard_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
-      this.ctx.storage.sql.exec(`INSERT OR IGNORE INTO guard_meta (key, value) VALUES ('schema_version', '1')`)
+      const sql = this.ctx.storage.sql
+      sql.exec('CREATE TABLE IF NOT EXISTS guard_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
+      sql.exec('CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_at INTEGER NOT NULL)')
+      sql.exec('CREATE TABLE IF NOT EXISTS daily (name TEXT NOT NULL, day TEXT NOT NULL, used INTEGER NOT NULL, PRIMARY KEY (name, day))')
+      sql.exec('CREATE TABLE IF NOT EXISTS reservations (id TEXT PRIMARY KEY, tokens INTEGER NOT NULL, units INTEGER NOT NULL, day TEXT NOT NULL, expires_at INTEGER NOT NULL)')
+      sql.exec('CREATE TABLE IF NOT EXISTS model_signals (model TEXT PRIMARY KEY, state TEXT NOT NULL, readings TEXT NOT NULL, updated_at INTEGER NOT NULL)')
+      sql.exec(`INSERT INTO guard_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT DO UPDATE SET value = excluded.value`, String(SCHEMA_VERSION))
+      const stored = sql.exec<{ value: string }>(`SELECT value FROM guard_meta WHERE key = 'client'`).toArray()[0]
+      if (stored) this.meta = { ...freshMeta(), ...(JSON.parse(stored.value) as ClientMeta) }
     })
   }
 
   schemaVersion(): number {
     const row = this.ctx.storage.sql.exec<{ value: string }>(`SELECT value FROM guard_meta WHERE key = 'schema_version'`).one()
     return Number(row.value)
+  }
+
+  private saveMeta(): void {
+    this.ctx.storage.sql.exec(`INSERT INTO guard_meta (key, value) VALUES ('client', ?) ON CONFLICT DO UPDATE SET value = excluded.value`, JSON.stringify(this.meta))
+  }
+
+  private policyFor(callerPolicy: GuardPolicyInput): GuardPolicy {
+    return resolveGuardPolicy(mergeGuardPolicies(callerPolicy, this.meta.keyPolicy))
+  }
+
+  private bucket(name: string): TokenBucket | undefined {
+    const row = this.ctx.storage.sql.exec<{ tokens: number; updated_at: number }>(`SELECT tokens, updated_at FROM buckets WHERE name = ?`, name).toArray()[0]
+    return row ? { tokens: row.tokens, updatedAt: row.updated_at } : undefined
+  }
+
+  private saveBucket(name: string, bucket: TokenBucket): void {
+    this.ctx.storage.sql.exec(
+      `INSERT INTO buckets (name, tokens, updated_at) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
+      name,
+      bucket.tokens,
+      bucket.updatedAt,
+    )
+  }
+
+  private dailyUsed(name: string, day: string): number {
+    return this.ctx.storage.sql.exec<{ used: number }>(`SELECT used FROM daily WHERE name = ? AND day = ?`, name, day).toArray()[0]?.used ?? 0
+  }
+
+  private addDaily(name: string, day: string, amount: number): void {
+    if (amount === 0) return
+    this.ctx.storage.sql.exec(`INSERT INTO daily (name, day, used) VALUES (?, ?, MAX(?, 0)) ON CONFLICT DO UPDATE SET used = MAX(used + ?, 0)`, name, day, amount, amount)
+  }
+
+  private inFlight(now: number): number {
+    return this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM reservations WHERE expires_at > ?`, now).one().n
+  }
+
+  private coolDown(now: number): void {
+    if (this.meta.action !== 'observe' && this.meta.actionSince !== null && now - this.meta.actionSince >= this.meta.cooldownMs) {
+      this.meta.action = 'observe'
+      this.meta.actionSince = null
+      this.meta.risk = 0
+      this.meta.signals = []
+      this.clearSignals()
+    }
+  }
+
+  // Asks before the call: every limit is checked first and only if all pass
+  // is anything taken, so a refused request costs nothing.
+  async admit(request: AdmitRequest): Promise<Admission> {
+    const now = request.now ?? Date.now()
+    this.meta.identity ??= request.client
+    const policy = this.policyFor(request.policy)
+    this.meta.cooldownMs = policy.cooldown_seconds * 1000
+    this.coolDown(now)
+    const { action, risk } = this.meta
+    if (!policy.enabled) return { outcome: 'allow', reservation: '', action: 'observe', masking: null, risk }
+    if (action === 'block') {
+      return { outcome: 'block', action, risk, message: 'This client is blocked: its queries look like a model extraction attempt' }
+    }
+    const throttled = action === 'throttle'
+    const factor = throttled ? policy.throttle_factor : 1
+    const limits = policy.limits
+    const rpm = limits.rpm ?? (throttled ? THROTTLE_BASE_RPM : undefined)
+    const day = utcDay(now)
+    const untilTomorrow = Math.ceil((nextUtcDay(now) - now) / 1000)
+    const refuse = (limit: string, retryAfterSeconds: number, message: string): Admission => ({
+      outcome: 'throttle',
+      limit,
+      retryAfterSeconds: Math.max(1, retryAfterSeconds),
+      action,
+      risk,
+      message,
+    })
+    if (limits.concurrency !== undefined && this.inFlight(now) >= limits.concurrency) {
+      return refuse('concurrency', 1, `At most ${limits.concurrency} requests of this client may run at once`)
+    }
+    for (const [name, limit, amount] of [
+      ['daily_requests', limits.daily_requests, 1],
+      ['daily_tokens', limits.daily_tokens, request.tokens],
+      ['budget_units', limits.budget_units, request.units],
+    ] as const) {
+      if (limit !== undefined && this.dailyUsed(name, day) + amount > limit) {
+        return refuse(name, untilTomorrow, `Daily ${name.replace('_', ' ')} limit of ${limit} reached`)
+      }
+    }
+    const buckets: [string, TokenBucket][] = []
+    for (const [name, capacity, amount] of [
+      ['rpm', rpm, 1],
+      ['tpm', limits.tpm, request.tokens],
+    ] as const) {
+      if (capacity === undefined || amount === 0) continue
+      const scaled = Math.max(1, Math.floor(capacity * factor))
+      if (amount > scaled) return refuse(name, 60, `This request needs ${amount} of a ${name} limit of ${scaled}`)
+      const decision = take(this.bucket(name), scaled, MINUTE_MS, amount, now)
+      if (!decision.allowed) return refuse(name, Math.ceil(decision.retryAfterMs / 1000), `Rate limit of ${scaled} ${name === 'rpm' ? 'requests' : 'tokens'} per minute reached`)
+      buckets.push([name, decision.bucket])
+    }
+    for (const [name, bucket] of buckets) this.saveBucket(name, bucket)
+    this.addDaily('daily_requests', day, 1)
+    this.addDaily('daily_tokens', day, request.tokens)
+    this.addDaily('budget_units', day, request.units)
+    const reservation = createId('grs')
+    this.ctx.storage.sql.exec(`INSERT INTO reservations (id, tokens, units, day, expires_at) VALUES (?, ?, ?, ?, ?)`, reservation, request.tokens, request.units, day, now + RESERVATION_TTL_MS)
+    this.meta.volume ??= createVolumeState(DEFAULT_VOLUME_OPTIONS, now)
+    observeVolume(this.meta.volume, DEFAULT_VOLUME_OPTIONS, now)
+    this.saveMeta()
+    await this.scheduleAlarm(now)
+    const masking = actionRank(action) >= actionRank('degrade') ? policy.degrade_masking : null
+    return { outcome: 'allow', reservation, action, masking, risk }
+  }
+
+  // Reports after the call: reconciles what was reserved with what was used,
+  // feeds the detectors, rescores the client and escalates its action.
+  async settle(request: SettleRequest): Promise<{ risk: number; action: GuardAction; escalated: boolean }> {
+    const now = request.now ?? Date.now()
+    const policy = this.policyFor(request.policy)
+    const held = this.ctx.storage.sql
+      .exec<{ tokens: number; units: number; day: string }>(`SELECT tokens, units, day FROM reservations WHERE id = ?`, request.reservation)
+      .toArray()[0]
+    if (held) {
+      const tokens = request.tokens ?? 0
+      const units = request.units ?? 0
+      const limits = policy.limits
+      if (limits.tpm !== undefined && tokens !== held.tokens) {
+        const capacity = Math.max(1, Math.floor(limits.tpm * (this.meta.action === 'throttle' ? policy.throttle_factor : 1)))
+        this.saveBucket('tpm', giveBack(this.bucket('tpm'), capacity, MINUTE_MS, held.tokens - tokens, now))
+      }
+      this.addDaily('daily_tokens', held.day, tokens - held.tokens)
+      this.addDaily('budget_units', held.day, units - held.units)
+      // A call that used nothing (it failed before the model ran) was not a
+      // request the client got an answer for.
+      if (request.tokens === null && request.report === null) this.addDaily('daily_requests', held.day, -1)
+      this.ctx.storage.sql.exec(`DELETE FROM reservations WHERE id = ?`, request.reservation)
+    }
+    if (!policy.enabled || request.report === null) return { risk: this.meta.risk, action: this.meta.action, escalated: false }
+
+    const options = signalOptions(policy, hashString(request.client.tenantId))
+    const entry = this.loadModel(request.model, request.report.kind)
+    if (request.report.kind === 'classifier') {
+      for (const instance of request.report.instances) {
+        observeClassifierQuery(entry.signals, options, {
+          input: instance.input,
+          ...(instance.probabilities ? { probabilities: instance.probabilities } : {}),
+          ...(instance.label !== undefined ? { label: instance.label } : {}),
+        })
+      }
+    } else {
+      observeLlmRequest(entry.signals, options, {
+        prompt: request.report.prompt,
+        ...(request.report.logitBias ? { logitBias: request.report.logitBias } : {}),
+        logprobs: request.report.logprobs ?? false,
+      })
+    }
+    entry.readings = readSignals(entry.signals, options, policy)
+    this.saveModel(request.model, entry, now)
+
+    const readings = [...this.allReadings()]
+    if (this.meta.volume) readings.push(readVolume(this.meta.volume, policy, volumeZ(this.meta.volume, DEFAULT_VOLUME_OPTIONS)))
+    const assessment = riskScore(readings)
+    const previous = this.meta.action
+    const target = actionForRisk(policy, assessment.score)
+    const escalated = actionRank(target) > actionRank(previous)
+    this.meta.risk = assessment.score
+    this.meta.signals = assessment.signals
+    if (escalated) {
+      this.meta.action = target
+      this.meta.actionSince = now
+      this.meta.escalations++
+    }
+    this.saveMeta()
+    if (escalated) await this.recordEvent('escalated', previous, request.model, now)
+    else await this.syncView(now, false)
+    return { risk: assessment.score, action: this.meta.action, escalated }
+  }
+
+  private *allReadings(): Iterable<SignalReading> {
+    // The strongest reading of each signal across the client's models.
+    const best = new Map<string, SignalReading>()
+    for (const row of this.ctx.storage.sql.exec<{ model: string; readings: string }>(`SELECT model, readings FROM model_signals`)) {
+      const readings = this.models.get(row.model)?.readings ?? (JSON.parse(row.readings) as SignalReading[])
+      for (const reading of readings) {
+        const current = best.get(reading.signal)
+        if (!current || reading.strength > current.strength) best.set(reading.signal, reading)
+      }
+    }
+    yield* best.values()
+  }
+
+  private loadModel(model: string, kind: ModelSignals['kind']) {
+    const cached = this.models.get(model)
+    if (cached) return cached
+    const row = this.ctx.storage.sql.exec<{ state: string; readings: string }>(`SELECT state, readings FROM model_signals WHERE model = ?`, model).toArray()[0]
+    const entry = row
+      ? { signals: decodeState<ModelSignals>(row.state), readings: JSON.parse(row.readings) as SignalReading[] }
+      : { signals: createModelSignals(kind, signalOptions(resolveGuardPolicy(), 0)), readings: [] }
+    this.models.set(model, entry)
+    return entry
+  }
+
+  private saveModel(model: string, entry: { signals: ModelSignals; readings: SignalReading[] }, now: number): void {
+    const sql = this.ctx.storage.sql
+    sql.exec(
+      `INSERT INTO model_signals (model, state, readings, updated_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT DO UPDATE SET state = excluded.state, readings = excluded.readings, updated_at = excluded.updated_at`,
+      model,
+      encodeState(entry.signals),
+      JSON.stringify(entry.readings),
+      now,
+    )
+    const extra = sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM model_signals`).one().n - MAX_MODELS_PER_CLIENT
+    if (extra > 0) {
+      for (const row of sql.exec<{ model: string }>(`SELECT model FROM model_signals ORDER BY updated_at LIMIT ?`, extra).toArray()) {
+        sql.exec(`DELETE FROM model_signals WHERE model = ?`, row.model)
+        this.models.delete(row.model)
+      }
+    }
+  }
+
+  private clearSignals(): void {
+    this.ctx.storage.sql.exec(`DELETE FROM model_signals`)
+    this.models.clear()
+  }
+
+  stateBytes(): number {
+    const signals = this.ctx.storage.sql.exec<{ n: number | null }>(`SELECT SUM(LENGTH(state) + LENGTH(readings)) AS n FROM model_signals`).one().n ?? 0
+    return signals + JSON.stringify(this.meta).length
+  }
+
+  view(now = Date.now()): ClientView {
+    const identity = this.meta.identity
+    return {
+      client_id: identity ? clientId(identity) : '',
+      key_id: identity?.keyId ?? '',
+      end_user: identity?.endUser ?? null,
+      risk: this.meta.risk,
+      action: this.meta.action,
+      action_since: this.meta.actionSince,
+      signals: this.meta.signals,
+      in_flight: this.inFlight(now),
+      state_bytes: this.stateBytes(),
+    }
+  }
+
+  async setPolicy(client: ClientIdentity, policy: GuardPolicyInput): Promise<void> {
+    this.meta.identity ??= client
+    this.meta.keyPolicy = policy
+    this.saveMeta()
+  }
+
+  keyPolicy(): GuardPolicyInput {
+    return this.meta.keyPolicy
+  }
+
+  // An admin's reset: the client starts over (signals, risk, action); its
+  // limits and what it has used today stay.
+  async reset(client: ClientIdentity, now = Date.now()): Promise<ClientView> {
+    this.meta.identity ??= client
+    const previous = this.meta.action
+    this.clearSignals()
+    this.meta = { ...this.meta, action: 'observe', actionSince: null, risk: 0, signals: [], volume: null }
+    this.saveMeta()
+    await this.recordEvent('reset', previous, null, now)
+    return this.view(now)
+  }
+
+  private async recordEvent(type: 'escalated' | 'reset', previous: GuardAction, model: string | null, now: number): Promise<void> {
+    const identity = this.meta.identity
+    if (!identity) return
+    const id = createId('gev', now)
+    await this.env.DB.prepare(
+      `INSERT INTO guard_events (id, tenant_id, client_id, key_id, end_user, model_id, type, action, previous_action, risk_bp, signals, created_at)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO NOTHING`,
+    )
+      .bind(id, identity.tenantId, clientId(identity), identity.keyId, identity.endUser, model, type, this.meta.action, previous, Math.round(this.meta.risk * 1e4), JSON.stringify(this.meta.signals), now)
+      .run()
+    await this.syncView(now, true)
+    await emitEvent(this.env, {
+      id: await eventId('guard', id),
+      tenantId: identity.tenantId,
+      type: type === 'reset' ? 'guard.reset' : 'guard.alert',
+      createdAt: now,
+      data: {
+        client_id: clientId(identity),
+        key_id: identity.keyId,
+        end_user: identity.endUser,
+        model,
+        action: this.meta.action,
+        previous_action: previous,
+        risk: this.meta.risk,
+        signals: this.meta.signals,
+      },
+    })
+  }
+
+  // Mirrors the client's standing into D1 for the list endpoint, when it
+  // matters (an action change) or at most once a minute otherwise.
+  private async syncView(now: number, force: boolean): Promise<void> {
+    const identity = this.meta.identity
+    if (!identity) return
+    if (!force && now - this.meta.syncedAt < SYNC_INTERVAL_MS && Math.abs(this.meta.risk - this.meta.syncedRisk) < 0.05) return
+    await this.env.DB.prepare(
+      `INSERT INTO guard_clients (tenant_id, client_id, key_id, end_user, risk_bp, action, signals, state_bytes, updated_at)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        ON CONFLICT (tenant_id, client_id) DO UPDATE SET risk_bp = excluded.risk_bp, action = excluded.action, signals = excluded.signals,
+          state_bytes = excluded.state_bytes, updated_at = excluded.updated_at`,
+    )
+      .bind(identity.tenantId, clientId(identity), identity.keyId, identity.endUser, Math.round(this.meta.risk * 1e4), this.meta.action, JSON.stringify(this.meta.signals), this.stateBytes(), now)
+      .run()
+    this.meta.syncedAt = now
+    this.meta.syncedRisk = this.meta.risk
+    this.saveMeta()
+  }
+
+  private async scheduleAlarm(now: number): Promise<void> {
+    const sql = this.ctx.storage.sql
+    const reservationEnd = sql.exec<{ end: number | null }>(`SELECT MIN(expires_at) AS end FROM reservations`).one().end
+    const candidates = [nextUtcDay(now), reservationEnd ?? Infinity]
+    if (this.meta.actionSince !== null) candidates.push(this.meta.actionSince + this.meta.cooldownMs)
+    const next = Math.min(...candidates)
+    const current = await this.ctx.storage.getAlarm()
+    if (current === null || current > next) await this.ctx.storage.setAlarm(next)
+  }
+
+  override async alarm(): Promise<void> {
+    const now = Date.now()
+    const sql = this.ctx.storage.sql
+    sql.exec(`DELETE FROM daily WHERE day < ?`, utcDay(now))
+    sql.exec(`DELETE FROM reservations WHERE expires_at <= ?`, now)
+    const before = this.meta.action
+    this.coolDown(now)
+    this.saveMeta()
+    if (before !== this.meta.action) await this.syncView(now, true)
+    const pending = sql.exec<{ n: number }>(`SELECT (SELECT COUNT(*) FROM daily) + (SELECT COUNT(*) FROM reservations) AS n`).one().n
+    if (pending > 0 || this.meta.actionSince !== null) await this.scheduleAlarm(now)
   }
 }

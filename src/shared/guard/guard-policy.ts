@@ -86,3 +86,15 @@ export function actionForRisk(policy: GuardPolicy, riskScore: number): GuardActi
 export function actionRank(action: GuardAction): number {
   return GUARD_ACTIONS.indexOf(action)
 }
+
+// The most specific policy wins field by field: `specific` (the key's own)
+// over `general` (the model's or route's); nested sections merge too.
+export function mergeGuardPolicies(general: GuardPolicyInput = {}, specific: GuardPolicyInput = {}): GuardPolicyInput {
+  return {
+    ...general,
+    ...specific,
+    limits: { ...general.limits, ...specific.limits },
+    thresholds: { ...general.thresholds, ...specific.thresholds } as GuardPolicyInput['thresholds'],
+    actions: { ...general.actions, ...specific.actions } as GuardPolicyInput['actions'],
+  }
+}

@@ -121,7 +121,7 @@ export function readSignals(signals: ModelSignals, options: SignalOptions, polic
       signal: 'prada',
       value: prada.lastW,
       threshold: t.prada_delta,
-      strength: strengthBelow(prada.lastW, t.prada_delta, 0.1),
+      strength: strengthBelow(prada.lastW, t.prada_delta, 0.05),
       detail: `Shapiro–Wilk W = ${prada.lastW.toFixed(3)} (p = ${prada.lastP!.toExponential(2)}) over the last ${Math.min(prada.distanceCount, options.prada.window)} minimum distances`,
     })
   }

@@ -1,0 +1,127 @@
+import type { Context } from 'hono'
+import { guardPolicySchema, type GuardAction, type GuardPolicyInput, type MaskingMode } from '../../shared/guard/guard-policy.ts'
+import type { AppEnv } from '../env.ts'
+import { ApiError } from '../errors.ts'
+import { END_USER_HEADER, guardStub, isValidEndUser } from './client-id.ts'
+import type { ClassifierReport, ClientIdentity, LlmReport } from './guard-protocol.ts'
+
+// The guard hook that hosted inference (`/v1/models/{id}/predict`) and the
+// proxy (`/v1/chat/completions`, `/v1/proxy/{route}/…`) call around each
+// model call, after auth:
+//
+//   const ticket = await guardBefore(c, { model: modelId, kind: 'classifier', policy: model.policy?.guard, units: instances.length })
+//   // ticket.masking: null, or the stricter masking mode to apply to this answer
+//   … validate the input, run the model (a 400 for a bad shape is still the model path's own) …
+//   await guardAfter(c, ticket, { units: instances.length, report: { kind: 'classifier', instances: [{ input, probabilities }] } })
+//   // on a failure before the model answered: await guardAfter(c, ticket, null)
+//
+// guardBefore throws 429 `rate_limited` (with retry-after) when a per-client
+// limit is reached, 403 `extraction_suspected` when the client is blocked,
+// and — when the guard itself fails and the policy is fail-closed (the
+// default) — 503 `guard_unavailable`; fail-open lets the call through with
+// `ticket.failedOpen` set. guardAfter reconciles the reservation (tokens and
+// budget units actually used) and feeds the detectors with the raw answer
+// (before masking); it must be awaited before the response is returned, so
+// that a fail-closed guard failure is a 503 rather than a silent pass.
+
+export type GuardBeforeInput = {
+  // The model's id (hosted) or route and upstream model (proxy): signals are
+  // kept per client and model.
+  model: string
+  kind: 'classifier' | 'llm'
+  // The guard section of the most specific model or route policy; the key's
+  // own policy overrides it. Absent: the recommended defaults.
+  policy?: GuardPolicyInput | undefined
+  // Reserved before the call, reconciled in guardAfter.
+  tokens?: number
+  units?: number
+}
+
+export type GuardTicket = {
+  client: ClientIdentity
+  model: string
+  policy: GuardPolicyInput
+  reservation: string | null
+  action: GuardAction
+  masking: MaskingMode | null
+  risk: number
+  failedOpen: boolean
+}
+
+export type GuardAfterInput = {
+  tokens?: number
+  units?: number
+  report?: ClassifierReport | LlmReport
+}
+
+function checkedAmount(value: number | undefined, name: string): number {
+  if (value === undefined) return 0
+  if (!Number.isInteger(value) || value < 0) throw new ApiError(400, `'${name}' must be a non-negative integer`, { code: 'invalid_request', param: name })
+  return value
+}
+
+function identityOf(c: Context<AppEnv>): ClientIdentity {
+  const { tenantId, keyId } = c.get('auth')
+  const endUser = c.req.header(END_USER_HEADER) ?? null
+  if (endUser !== null && !isValidEndUser(endUser)) {
+    throw new ApiError(400, `${END_USER_HEADER} must be 1 to 128 letters, digits or . @ : + - _`, { code: 'invalid_end_user', param: END_USER_HEADER })
+  }
+  return { tenantId, keyId, endUser }
+}
+
+function guardFailure(cause: unknown): ApiError {
+  console.error('guard unavailable', cause)
+  return new ApiError(503, 'The guard is unavailable and this policy fails closed; try again shortly', {
+    code: 'guard_unavailable',
+    headers: { 'retry-after': '1' },
+  })
+}
+
+export async function guardBefore(c: Context<AppEnv>, input: GuardBeforeInput): Promise<GuardTicket> {
+  const client = identityOf(c)
+  const parsed = guardPolicySchema.safeParse(input.policy ?? {})
+  if (!parsed.success) throw new ApiError(400, `Invalid guard policy: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { code: 'invalid_policy', param: 'policy.guard' })
+  const policy = input.policy ?? {}
+  const tokens = checkedAmount(input.tokens, 'tokens')
+  const units = checkedAmount(input.units, 'units')
+  let admission
+  try {
+    admission = await guardStub(c.env, client).admit({ client, model: input.model, policy, tokens, units })
+  } catch (cause) {
+    if (parsed.data.fail_mode === 'closed') throw guardFailure(cause)
+    return { client, model: input.model, policy, reservation: null, action: 'observe', masking: null, risk: 0, failedOpen: true }
+  }
+  if (admission.outcome === 'block') throw new ApiError(403, admission.message, { code: 'extraction_suspected' })
+  if (admission.outcome === 'throttle') {
+    throw new ApiError(429, admission.message, { code: 'rate_limited', param: admission.limit, headers: { 'retry-after': String(admission.retryAfterSeconds) } })
+  }
+  return {
+    client,
+    model: input.model,
+    policy,
+    reservation: admission.reservation || null,
+    action: admission.action,
+    masking: admission.masking,
+    risk: admission.risk,
+    failedOpen: false,
+  }
+}
+
+export async function guardAfter(c: Context<AppEnv>, ticket: GuardTicket, outcome: GuardAfterInput | null): Promise<void> {
+  if (ticket.failedOpen) return
+  try {
+    await guardStub(c.env, ticket.client).settle({
+      client: ticket.client,
+      model: ticket.model,
+      policy: ticket.policy,
+      reservation: ticket.reservation ?? '',
+      tokens: outcome ? checkedAmount(outcome.tokens, 'tokens') : null,
+      units: outcome ? checkedAmount(outcome.units, 'units') : null,
+      report: outcome?.report ?? null,
+    })
+  } catch (cause) {
+    if (cause instanceof ApiError) throw cause
+    if (guardPolicySchema.parse(ticket.policy).fail_mode === 'closed') throw guardFailure(cause)
+    console.error('guard report lost (fail-open)', cause)
+  }
+}
