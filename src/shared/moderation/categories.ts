@@ -27,5 +27,7 @@ export function isCategory(name: string): name is Category {
 }
 
 export function zeroScores(): CategoryScores {
-  return Object.fromEntries(OMNI_CATEGORIES.map((category) => [category, 0])) as CategoryScores
+  const scores = {} as CategoryScores
+  for (const category of OMNI_CATEGORIES) scores[category] = 0
+  return scores
 }

@@ -1,11 +1,12 @@
 import { OMNI_CATEGORIES, zeroScores, type CategoryScores } from './categories.ts'
-import type { CueMatch } from './cue-detector.ts'
 import { cuesApply, identifyLanguage, type LanguageGuess } from './language.ts'
 import { loadLinearModel, MODEL_HEADS, type LinearModel, type ModelWeightsFile } from './linear-model.ts'
 import { MODERATION_WEIGHTS } from './moderation-weights.ts'
 import { normalizeText, originalRange, type MappedText, type NormalizedText } from './normalize.ts'
 import { findPii, type PiiFinding, type PiiOptions } from './pii.ts'
-import { extractFeatures } from './text-features.ts'
+import { detectCues } from './cue-detector.ts'
+import { forEachNgram, hashName, wordSpans } from './feature-hashing.ts'
+import { ngramWeight, windowRanges } from './text-features.ts'
 import type { PhraseMatcher } from './aho-corasick.ts'
 
 export type EngineOptions = { weights?: ModelWeightsFile; languageWindow?: number } & PiiOptions
@@ -58,14 +59,19 @@ export function createModerationEngine(options: EngineOptions = {}): ModerationE
       const folded = blank(normalized.folded, allowed)
       const view: NormalizedText = { ...normalized, folded }
       const language = identifyLanguage(normalized.canonical.text, options.languageWindow)
-      const features = extractFeatures(view, { cues: cuesApply(language) })
+      // What text-features.ts extracts for training, computed the same way
+      // but streamed into the model (a test holds the two paths equal).
+      const cues = cuesApply(language) ? detectCues(view) : { matches: [], features: [] }
+      const named = cues.features.map(hashName)
+      const words = wordSpans(folded.text)
+      const windows = windowRanges(words.length)
 
       const scores = zeroScores()
       let injection = 0
-      if (features.windows.length > 0) {
+      if (windows.length > 0) {
         best.fill(-Infinity)
-        for (const window of features.windows) {
-          model.logits(window.hashes, window.hashWeight, features.named, logits)
+        for (const [from, to] of windows) {
+          model.streamLogits((emit) => forEachNgram(folded.text, words, from, to, emit), ngramWeight, named, logits)
           for (let h = 0; h < logits.length; h++) if (logits[h]! > best[h]!) best[h] = logits[h]!
         }
         OMNI_CATEGORIES.forEach((category, h) => (scores[category] = model.calibrate(h, best[h]!)))
@@ -76,8 +82,8 @@ export function createModerationEngine(options: EngineOptions = {}): ModerationE
         const span = spanOf(normalized, normalized.canonical, finding.start, finding.end)
         return { ...finding, ...span }
       })
-      const cueSpans = features.cues.matches
-        .filter((m: CueMatch) => m.end > m.start)
+      const cueSpans = cues.matches
+        .filter((m) => m.end > m.start)
         .map((m) => ({ cue: m.tag, negated: m.negated, quoted: m.quoted, ...spanOf(normalized, folded, m.start, m.end) }))
       const listSpans = (matches: { start: number; end: number; value: string }[]) =>
         matches.map((m) => ({ term: m.value, ...spanOf(normalized, folded, m.start, m.end) }))

@@ -36,28 +36,42 @@ export function wordSpans(folded: string): Span[] {
 }
 
 // Appends the hashes of the n-grams of words[from, to) to `out`: words,
-// word pairs, and character 3- and 4-grams of each word with its edges
-// marked (2-grams too for words outside ASCII, which covers scripts written
-// without spaces).
+// word pairs, and character 4-grams of each word with its edges marked
+// (2- to 4-grams for words outside ASCII, which covers scripts written without
+// spaces and richer morphology). Every n-gram is a random read of the weight
+// table, which is most of the engine's time, so ASCII words get one size.
 export function hashNgrams(folded: string, words: readonly Span[], from: number, to: number, out: number[]): void {
+  forEachNgram(folded, words, from, to, (hash) => out.push(hash))
+}
+
+// The same n-grams handed one by one to `emit`, with no array in between
+// (the engine's path); returns how many there were.
+export function forEachNgram(folded: string, words: readonly Span[], from: number, to: number, emit: (hash: number) => void): number {
   let previous = 0
+  let count = 0
   for (let w = from; w < to; w++) {
     const { from: start, to: end } = words[w]!
     const word = hashRange(WORD_SEED, folded, start, end)
-    out.push(word)
-    if (w > from) out.push(hashPair(previous, word))
+    emit(word)
+    count++
+    if (w > from) {
+      emit(hashPair(previous, word))
+      count++
+    }
     previous = word
     // The word with a space on either side: " kil " → " ki", "kil", "il ".
     const lo = Math.max(0, start - 1)
     const hi = Math.min(folded.length, end + 1)
     const padStart = start === 0 ? 1 : 0
     const ascii = isAscii(folded, start, end)
-    for (let n = ascii ? 3 : 2; n <= 4; n++) {
+    for (let n = ascii ? 4 : 2; n <= 4; n++) {
       for (let i = lo - padStart; i + n <= hi + (end === folded.length ? 1 : 0); i++) {
-        out.push(hashPadded(folded, i, i + n, n))
+        emit(hashPadded(folded, i, i + n, n))
+        count++
       }
     }
   }
+  return count
 }
 
 function isAscii(text: string, from: number, to: number): boolean {

@@ -20,10 +20,13 @@ const ASCII = /^[\x00-\x7f]*$/
 
 function looksEnglish(sample: string): boolean {
   if (!ASCII.test(sample)) return false
-  const words = sample.toLowerCase().split(/[^a-z']+/).filter(Boolean)
+  let words = 0
   let hits = 0
-  for (const word of words) if (ENGLISH_WORDS.has(word.replace(/'/g, ''))) hits++
-  return hits >= 2 && hits * 6 >= words.length
+  for (const match of sample.toLowerCase().matchAll(/[a-z]+(?:'[a-z]+)?/g)) {
+    words++
+    if (ENGLISH_WORDS.has(match[0].replace("'", ''))) hits++
+  }
+  return hits >= 2 && hits * 6 >= words
 }
 
 export function identifyLanguage(canonical: string, window = LANGUAGE_WINDOW): LanguageGuess {

@@ -17,6 +17,11 @@ const LEET: Record<string, string> = {
   '!': 'i',
 }
 
-export const LEET_CODES: ReadonlyMap<number, number> = new Map(
-  Object.entries(LEET).map(([from, to]) => [from.charCodeAt(0), to.charCodeAt(0)]),
-)
+// Indexed by character code (all of them ASCII): the letter, or 0.
+export const LEET_CODES: Uint16Array = (() => {
+  const table = new Uint16Array(128)
+  for (const [from, to] of Object.entries(LEET)) table[from.charCodeAt(0)] = to.charCodeAt(0)
+  return table
+})()
+
+export const leetLetter = (code: number): number => (code < 128 ? LEET_CODES[code]! : 0)

@@ -26,6 +26,9 @@ export type LinearModel = {
   readonly thresholds: ModelWeightsFile['thresholds']
   // Sums the logits of every head for the hashed features into `logits`.
   logits(hashes: readonly number[], hashWeight: number, named: readonly number[], out: Float64Array): void
+  // The same, for n-grams handed over one at a time by `visit` (which
+  // returns their count, for the weight): no array of hashes in between.
+  streamLogits(visit: (emit: (hash: number) => void) => number, weightOf: (count: number) => number, named: readonly number[], out: Float64Array): void
   calibrate(head: number, logit: number): number
 }
 
@@ -44,6 +47,10 @@ export function loadLinearModel(file: ModelWeightsFile): LinearModel {
   const mask = file.buckets - 1
   const sums = new Int32Array(heads)
   const namedSums = new Int32Array(heads)
+  const add = (hash: number) => {
+    const base = (hash & mask) * heads
+    for (let h = 0; h < heads; h++) sums[h] = sums[h]! + weights[base + h]!
+  }
   return {
     version: file.version,
     heads: file.heads,
@@ -59,6 +66,17 @@ export function loadLinearModel(file: ModelWeightsFile): LinearModel {
         const base = (hash & mask) * heads
         for (let h = 0; h < heads; h++) namedSums[h] = namedSums[h]! + weights[base + h]!
       }
+      for (let h = 0; h < heads; h++) out[h] = file.bias[h]! + file.scales[h]! * (sums[h]! * hashWeight + namedSums[h]!)
+    },
+    streamLogits(visit, weightOf, named, out) {
+      sums.fill(0)
+      namedSums.fill(0)
+      const count = visit(add)
+      for (const hash of named) {
+        const base = (hash & mask) * heads
+        for (let h = 0; h < heads; h++) namedSums[h] = namedSums[h]! + weights[base + h]!
+      }
+      const hashWeight = weightOf(count)
       for (let h = 0; h < heads; h++) out[h] = file.bias[h]! + file.scales[h]! * (sums[h]! * hashWeight + namedSums[h]!)
     },
     calibrate(head, logit) {

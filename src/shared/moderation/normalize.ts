@@ -1,5 +1,5 @@
 import { CONFUSABLES, isInvisible } from './confusables.ts'
-import { LEET_CODES } from './leetspeak.ts'
+import { leetLetter } from './leetspeak.ts'
 
 // A transformed text that remembers, for each of its UTF-16 units, the range
 // of the original text it came from, so a match maps back to what was sent.
@@ -156,7 +156,7 @@ function tokenize(letters: Builder): Int32Array {
   for (let i = 0; i < length; i++) {
     const code = codes[i]!
     let joins = isWordCode(code)
-    if (!joins && LEET_CODES.has(code)) {
+    if (!joins && leetLetter(code) !== 0) {
       const nextIsWord = i + 1 < length && isWordCode(codes[i + 1]!)
       joins = inToken ? nextIsWord || code === 36 : nextIsWord && (code === 36 || code === 64 || code === 124)
     }
@@ -194,7 +194,7 @@ function fold(letters: Builder): MappedText {
       for (let k = from; k < tokens[last * 2 + 1]! && !hasLetter; k++) hasLetter = isLetterCode(codes[k]!)
     }
     for (let k = from; k < to; k++) {
-      const code = hasLetter ? (LEET_CODES.get(codes[k]!) ?? codes[k]!) : codes[k]!
+      const code = (hasLetter && leetLetter(codes[k]!)) || codes[k]!
       // Repeated letters squeeze to one ("kiiill" → "kil"); lexicons are
       // folded the same way, so "kill" matches it. Digits keep their count.
       if (code === previous && isLetterCode(code)) {

@@ -109,6 +109,6 @@ export function findPii(text: string, options: PiiOptions = {}): PiiFinding[] {
       if (parsePhoneNumberFromString(number, options.phoneRegion ?? 'US')?.isValid()) add('phone', start, start + number.length)
     }
   }
-  if (text.includes('::') || /[0-9a-f]{1,4}:[0-9a-f]{1,4}:/i.test(text)) for (const m of text.matchAll(IPV6)) if (isValidIpv6(m[0])) add('ip_address', m.index, m.index + m[0].length, 'v6')
+  if (text.includes(':') && (text.includes('::') || /[0-9a-f]{1,4}:[0-9a-f]{1,4}:/i.test(text))) for (const m of text.matchAll(IPV6)) if (isValidIpv6(m[0])) add('ip_address', m.index, m.index + m[0].length, 'v6')
   return findings.sort((a, b) => a.start - b.start)
 }

@@ -73,3 +73,22 @@ describe('moderation engine', () => {
     expect(analysis.blocklist.map((m) => [m.term, m.text])).toEqual([['acme secret', 'ACME s3cr3t']])
   })
 })
+
+describe('the engine’s streamed scoring', () => {
+  it('gives the logits training computes from extracted features', async () => {
+    const { extractFeatures } = await import('../../../src/shared/moderation/text-features.ts')
+    const { normalizeText } = await import('../../../src/shared/moderation/normalize.ts')
+    const { MODEL_HEADS } = await import('../../../src/shared/moderation/linear-model.ts')
+    const text = `${'the weather is lovely and '.repeat(20)} I will kill you tonight`
+    const features = extractFeatures(normalizeText(text), { cues: true })
+    expect(features.windows.length).toBeGreaterThan(1)
+    const out = new Float64Array(MODEL_HEADS.length)
+    const best = new Float64Array(MODEL_HEADS.length).fill(-Infinity)
+    for (const window of features.windows) {
+      engine.model.logits(window.hashes, window.hashWeight, features.named, out)
+      out.forEach((v, h) => (best[h] = Math.max(best[h]!, v)))
+    }
+    const scores = engine.analyze(text).scores
+    OMNI_CATEGORIES.forEach((category, h) => expect(scores[category]).toBeCloseTo(engine.model.calibrate(h, best[h]!), 12))
+  })
+})
