@@ -7,7 +7,8 @@ import { featurize } from './featurize.ts'
 // Trains the moderation engine's linear model: multi-label logistic
 // regression over hashed n-grams and cue features (AdaGrad, L2), seeded so a
 // run gives the same bytes. Then, on the validation split: a Platt
-// calibration per head and the default threshold per head (best F1).
+// calibration per head and the default threshold per head (best F1 that
+// leaves benign text alone).
 // Writes src/shared/moderation/moderation-weights.ts.
 
 const SEED = 20261128
@@ -19,6 +20,7 @@ const L2 = 1e-6
 const SYNTHETIC_WEIGHT = 4
 const VERSION = 'moat-moderation-1'
 const MIN_POSITIVES = 40
+const MAX_BENIGN_FLAGGED = 0.01
 const OUT = join(import.meta.dirname, '../../src/shared/moderation/moderation-weights.ts')
 
 const H = MODEL_HEADS.length
@@ -144,10 +146,14 @@ function fitPlatt(logits: number[], labels: number[]): [number, number] {
   return [Number(a.toFixed(4)), Number(b.toFixed(4))]
 }
 
-function bestThreshold(scores: number[], labels: number[]): number {
+// The threshold with the best F1 among those that flag at most 1 % of the
+// benign validation texts (help-seeking, medical, technical, counter-speech,
+// everyday, harmless tweets and comments) on this head.
+function bestThreshold(scores: number[], labels: number[], benign: number[]): number {
   let best = 0.5
   let bestF1 = -1
-  for (let t = 0.3; t <= 0.901; t += 0.05) {
+  for (let t = 0.1; t <= 0.901; t += 0.05) {
+    if (benign.filter((s) => s >= t).length > MAX_BENIGN_FLAGGED * benign.length) continue
     let tp = 0
     let fp = 0
     let fn = 0
@@ -175,10 +181,12 @@ function main() {
 
   const validation = examples.filter((e) => e.split === 'validation')
   const logits = headLogits(file, validation.map((e) => e.text))
+  const benign = validation.flatMap((e, i) => (e.unsafe === false ? [i] : []))
   const perHead = MODEL_HEADS.map((head, h) => {
     const known = validation.flatMap((e, i) => (e.labels[head] === undefined || !Number.isFinite(logits[i]![h]!) ? [] : [i]))
-    return { head, z: known.map((i) => logits[i]![h]!), y: known.map((i) => validation[i]!.labels[head]!) }
+    return { head, h, z: known.map((i) => logits[i]![h]!), y: known.map((i) => validation[i]!.labels[head]!) }
   })
+  const benignScores = (h: number, platt: [number, number]) => benign.map((i) => sigmoid(platt[0] * logits[i]![h]! + platt[1]))
   // Heads with few validation positives (those only the project's own
   // examples cover) keep the model's own probabilities and share one
   // threshold, chosen on them pooled: a per-head fit on a handful of
@@ -187,15 +195,19 @@ function main() {
   const pooledZ = sparse.flatMap((p) => p.z)
   const pooledY = sparse.flatMap((p) => p.y)
   const pooledPlatt: [number, number] = [1, 0]
-  const pooledThreshold = bestThreshold(pooledZ.map((v) => sigmoid(pooledPlatt[0] * v + pooledPlatt[1])), pooledY)
+  const pooledThreshold = bestThreshold(
+    pooledZ.map((v) => sigmoid(pooledPlatt[0] * v + pooledPlatt[1])),
+    pooledY,
+    sparse.flatMap((p) => benignScores(p.h, pooledPlatt)),
+  )
   const calibration: [number, number][] = []
   const thresholds: Record<string, number> = {}
-  for (const { head, z, y } of perHead) {
+  for (const { head, h, z, y } of perHead) {
     const positives = y.filter((v) => v === 1).length
     const pooled = positives < MIN_POSITIVES
     const platt = pooled ? pooledPlatt : fitPlatt(z, y)
     calibration.push(platt)
-    thresholds[head] = pooled ? pooledThreshold : bestThreshold(z.map((v) => sigmoid(platt[0] * v + platt[1])), y)
+    thresholds[head] = pooled ? pooledThreshold : bestThreshold(z.map((v) => sigmoid(platt[0] * v + platt[1])), y, benignScores(h, platt))
     console.log(`${head}: ${positives}/${y.length} positive in validation${pooled ? ' (pooled)' : ''}, calibration ${platt}, threshold ${thresholds[head]}`)
   }
   const final: ModelWeightsFile = { ...file, calibration, thresholds: thresholds as ModelWeightsFile['thresholds'] }

@@ -5,7 +5,7 @@ import { createModerationEngine } from '../../../src/shared/moderation/engine.ts
 import { moderationPolicySchema, resolvePolicy, defaultThreshold } from '../../../src/shared/moderation/policy.ts'
 
 const engine = createModerationEngine()
-const THREAT = 'I will kill you tonight, mail me at joe@example.com'
+const THREAT = 'I will kill you tonight'
 
 function run(text: string, written = {}, categories: readonly Category[] = OMNI_CATEGORIES) {
   const policy = resolvePolicy(moderationPolicySchema.parse(written))
@@ -39,9 +39,9 @@ describe('policies', () => {
   it('takes the strongest action among the categories it flags', () => {
     expect(run(THREAT)).toMatchObject({ flagged: true, moat: { action: 'flag' } })
     expect(run(THREAT, { categories: { violence: { action: 'block' } } }).moat.action).toBe('block')
-    const redacted = run(THREAT, { categories: { 'harassment/threatening': { action: 'redact' } } })
+    const redacted = run(`${THREAT}, joe@example.com`, { categories: { 'harassment/threatening': { action: 'redact' } } })
     expect(redacted.moat.action).toBe('redact')
-    expect(redacted.moat.redacted).toBe('I will **** you tonight, mail me at ***************')
+    expect(redacted.moat.redacted).toBe('I will **** you tonight, ***************')
   })
 
   it('reports without flagging under observe, per category or for the whole policy', () => {
