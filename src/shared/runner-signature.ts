@@ -26,9 +26,18 @@ export type SignatureInput = {
   nonce: string
 }
 
+// Importing the key is most of an HMAC's cost for small messages; a process
+// signs with one or two secrets, so the imported keys are kept.
+const importedKeys = new Map<string, Promise<CryptoKey>>()
+
 async function hmacHex(secret: string, message: string): Promise<string> {
-  const key = await crypto.subtle.importKey('raw', utf8(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
-  return toHex(await crypto.subtle.sign('HMAC', key, utf8(message)))
+  let key = importedKeys.get(secret)
+  if (!key) {
+    key = crypto.subtle.importKey('raw', utf8(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+    if (importedKeys.size >= 8) importedKeys.clear()
+    importedKeys.set(secret, key)
+  }
+  return toHex(await crypto.subtle.sign('HMAC', await key, utf8(message)))
 }
 
 export function canonicalRequest(input: Omit<SignatureInput, 'secret'>): string {

@@ -17,11 +17,27 @@ function stickyIndex(key: string, count: number): number {
   return hash % count
 }
 
-async function pickRunnerFor(env: Env, key: string): Promise<RunnerChoice> {
+// The live runners, read at most once a second per isolate: predict is the
+// hot path, and a runner that just died is answered by a 502 and skipped once
+// the next read no longer lists it.
+const RUNNER_LIST_TTL_MS = 1000
+let runnerList: { at: number; runners: Promise<RunnerChoice[]> } | undefined
+
+async function liveRunners(env: Env, fresh: boolean): Promise<RunnerChoice[]> {
+  const now = Date.now()
+  if (!fresh && runnerList && now - runnerList.at < RUNNER_LIST_TTL_MS) return runnerList.runners
   const { runnerTtlSeconds } = readSettings(env)
-  const { results } = await env.DB.prepare(`SELECT id, url FROM runners WHERE status = 'active' AND heartbeat_at >= ?1 ORDER BY id`)
-    .bind(Date.now() - runnerTtlSeconds * 1000)
+  const runners = env.DB.prepare(`SELECT id, url FROM runners WHERE status = 'active' AND heartbeat_at >= ?1 ORDER BY id`)
+    .bind(now - runnerTtlSeconds * 1000)
     .all<RunnerChoice>()
+    .then((result) => result.results)
+  runnerList = { at: now, runners }
+  runners.catch(() => (runnerList = undefined))
+  return runners
+}
+
+async function pickRunnerFor(env: Env, key: string, fresh = false): Promise<RunnerChoice> {
+  const results = await liveRunners(env, fresh)
   if (results.length === 0) {
     throw new ApiError(503, 'No runner is available to serve this model; retry shortly', { code: 'no_runner', headers: { 'retry-after': '2' } })
   }
@@ -63,7 +79,8 @@ function runnerError(answer: RunnerAnswer): ApiError {
 }
 
 export async function inspectModel(env: Env, artifact: ArtifactRef, probe: { seed: number; rows: number }): Promise<InspectResponse> {
-  const runner = await pickRunnerFor(env, artifact.sha256)
+  // Registration is rare: it reads the runners afresh.
+  const runner = await pickRunnerFor(env, artifact.sha256, true)
   const answer = await post(env, runner, '/inference/inspect', { artifact, probe })
   if (answer.status !== 200) throw runnerError(answer)
   return inspectResponseSchema.parse(answer.body)
