@@ -84,7 +84,12 @@ function sumPairs(results: KernelResult[], length: number): number[] {
 // The |value| bits at ascending stable positions, with each chunk's starting
 // position among equal values: a two-pass radix selection over the float
 // bits (high 16, then low 16), O(n), no sort.
-async function rankBounds(runner: KernelRunner, array: Float32Array, chunks: Range[], positions: number[]): Promise<{ bits: number; position: number; offsets: number[] }[]> {
+async function rankBounds(
+  runner: KernelRunner,
+  array: Float32Array,
+  chunks: Range[],
+  positions: number[],
+): Promise<{ bits: number; position: number; offsets: number[]; equals: number[] }[]> {
   const highs = (await runChunks(runner, chunks, (range) => ({ op: 'histHigh', ...range, array }))) as Uint32Array[]
   const merged = new Float64Array(65536)
   for (const counts of highs) for (let b = 0; b < 65536; b++) merged[b]! += counts[b]!
@@ -109,7 +114,7 @@ async function rankBounds(runner: KernelRunner, array: Float32Array, chunks: Ran
       offset += counts[low]!
       return at
     })
-    bounds.push({ bits: ((high << 16) | low) >>> 0, position, offsets })
+    bounds.push({ bits: ((high << 16) | low) >>> 0, position, offsets, equals: lows.map((counts) => counts[low]!) })
   }
   return bounds
 }
@@ -122,7 +127,7 @@ async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: numb
   const chunks = elementChunks(n)
   if (hi < lo) {
     // No |value| has bits above 0x7fffffff, so every element falls below this bound.
-    const none: RankBound = { bits: 0x80000000, position: 0, offset: 0 }
+    const none: RankBound = { bits: 0x80000000, position: 0, offset: 0, equal: 0 }
     return sumPairs(await runChunks(runner, chunks, (range) => ({ op: 'rankMask', ...range, array, lo: none, hi: null })), 2)
   }
   const positions = [...(lo > 0 ? [lo] : []), ...(hi < n - 1 ? [hi] : [])]
@@ -130,7 +135,7 @@ async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: numb
   const loBound = lo > 0 ? bounds[0]! : null
   const hiBound = hi < n - 1 ? bounds.at(-1)! : null
   const pick = (bound: typeof loBound, index: number): RankBound | null =>
-    bound ? { bits: bound.bits, position: bound.position, offset: bound.offsets[index]! } : null
+    bound ? { bits: bound.bits, position: bound.position, offset: bound.offsets[index]!, equal: bound.equals[index]! } : null
   return sumPairs(
     await runChunks(runner, chunks, (range, index) => ({ op: 'rankMask', ...range, array, lo: pick(loBound, index), hi: pick(hiBound, index) })),
     2,

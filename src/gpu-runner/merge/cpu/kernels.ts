@@ -32,8 +32,8 @@ export type KernelCall =
 
 // The bound of a kept rank range: elements whose |value| bits are `bits` hold
 // ascending stable positions `offset`, `offset + 1`, … in this chunk, in index
-// order; `position` is the first (lo) or last (hi) position kept.
-export type RankBound = { bits: number; offset: number; position: number }
+// order (`equal` of them); `position` is the first (lo) or last (hi) position kept.
+export type RankBound = { bits: number; offset: number; equal: number; position: number }
 
 export type KernelResult = null | number[] | Uint32Array | Float64Array
 
@@ -95,29 +95,42 @@ function histLow({ start, end, array, high }: Extract<KernelCall, { op: 'histLow
   return counts
 }
 
-// TIES's hottest loop, so branch-free where it can be: the bounds split
-// random data about evenly, and only values equal to a bound (rare) need
-// their running position.
+// TIES's hottest loop. A chunk holding no value equal to a bound (almost
+// every chunk) takes a branch-free loop: (x - y) >>> 31 is 1 exactly when
+// x < y for these 31-bit values, a comparison the JIT cannot make a branch.
+// Only a chunk with equal values needs their running positions.
 function rankMask({ start, end, array, lo, hi }: Extract<KernelCall, { op: 'rankMask' }>): number[] {
   const bits = new Int32Array(array.buffer, array.byteOffset, array.length)
-  const loBits = lo ? lo.bits : 0
-  const hiBits = hi ? hi.bits : 0x80000000
+  if ((!lo || lo.equal === 0) && (!hi || hi.equal === 0)) {
+    const loBits = lo ? lo.bits : -1
+    const hiBits = hi ? hi.bits : 0x80000000
+    let before = 0
+    let after = 0
+    for (let i = start; i < end; i++) {
+      const b = bits[i]! & 0x7fffffff
+      const keep = ((loBits - b) >>> 31) & ((b - hiBits) >>> 31)
+      const x = array[i]!
+      const magnitude = Math.abs(x)
+      before += magnitude
+      after += magnitude * keep
+      array[i] = x * keep
+    }
+    return [before, after]
+  }
   let seenLo = lo ? lo.offset : 0
   let seenHi = hi ? hi.offset : 0
   let before = 0
   let after = 0
   for (let i = start; i < end; i++) {
     const b = bits[i]! & 0x7fffffff
-    // (x - y) >>> 31 is 1 exactly when x < y for these 31-bit values: a
-    // comparison the JIT cannot turn into a branch.
-    let keep = ((loBits - b) >>> 31) & ((b - hiBits) >>> 31)
-    if (b === loBits) keep = +(!lo || seenLo++ >= lo.position) & +(b < hiBits || !hi || seenHi++ <= hi.position)
-    else if (b === hiBits) keep = +(b > loBits) & +(!hi || seenHi++ <= hi.position)
+    let keep = true
+    if (lo) keep = b > lo.bits || (b === lo.bits && seenLo++ >= lo.position)
+    if (hi && (b > hi.bits || (b === hi.bits && seenHi++ > hi.position))) keep = false
     const x = array[i]!
     const magnitude = Math.abs(x)
     before += magnitude
-    after += magnitude * keep
-    array[i] = x * keep
+    if (keep) after += magnitude
+    else array[i] = x * 0
   }
   return [before, after]
 }
