@@ -17,6 +17,7 @@ import { lineageRoutes } from './routes/lineage.ts'
 import { mergeRoutes } from './routes/merges.ts'
 import { modelFileRoutes } from './routes/model-files.ts'
 import { modelRoutes } from './routes/models.ts'
+import { ownershipRoutes } from './routes/ownership.ts'
 import { predictRoutes } from './routes/predict.ts'
 import { moderationPolicyRoutes } from './routes/moderation-policies.ts'
 import { moderationRoutes } from './routes/moderations.ts'
@@ -72,6 +73,7 @@ export function createApp() {
   app.route('/', webhookRoutes())
   app.route('/', billingSinkRoutes())
   app.route('/', guardRoutes())
+  app.route('/', ownershipRoutes())
   app.route('/', internalRoutes())
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })

@@ -372,3 +372,23 @@ export const guardEvents = sqliteTable(
   },
   (t) => [index('guard_events_tenant').on(t.tenantId, t.id)],
 )
+
+// DAWN: one row per marked answer (a classifier query whose label the guard
+// changed on purpose), per model and client; the input itself is in R2 at
+// `inputKey`. The id derives from (model, client, input), so asking the same
+// input again records nothing new.
+export const watermarkQueries = sqliteTable(
+  'watermark_queries',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    modelId: text('model_id').notNull(),
+    clientId: text('client_id').notNull(),
+    trueLabel: integer('true_label').notNull(),
+    watermarkLabel: integer('watermark_label').notNull(),
+    classes: integer('classes').notNull(),
+    inputKey: text('input_key').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('watermark_queries_model').on(t.tenantId, t.modelId, t.id)],
+)

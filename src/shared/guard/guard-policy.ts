@@ -66,6 +66,10 @@ export const guardPolicySchema = z
     // A throttled client's rpm and tpm are its limits times this factor.
     throttle_factor: z.number().gt(0).lt(1).default(0.1),
     cooldown_seconds: z.number().int().min(60).default(86_400),
+    // DAWN: the share of classifier answers whose label is deliberately
+    // changed and recorded, to prove later that a model was trained on them
+    // (0 turns it off).
+    watermark_share: z.number().min(0).max(0.1).default(0.005),
   })
   .strict()
 
