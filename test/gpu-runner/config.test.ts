@@ -42,6 +42,11 @@ describe('readRunnerConfig', () => {
       MOAT_RUNNER_SHUTDOWN_GRACE_MS: '0',
       MOAT_RUNNER_MAX_BYTES_PER_SECOND: '1048576',
       MOAT_RUNNER_ID: 'gpu-box-1',
+      MOAT_INFERENCE_BACKEND: 'wasm',
+      MOAT_MODEL_CACHE_SIZE: '2',
+      MOAT_BATCH_MAX_ROWS: '32',
+      MOAT_BATCH_MAX_DELAY_MS: '5',
+      MOAT_BATCH_MAX_QUEUED_ROWS: '100',
     })
     expect(config).toEqual({
       edgeUrl: 'https://edge.example.com/moat',
@@ -55,7 +60,16 @@ describe('readRunnerConfig', () => {
       shutdownGraceMs: 0,
       maxBytesPerSecond: 1048576,
       runnerId: 'gpu-box-1',
+      inferenceBackend: 'wasm',
+      modelCacheSize: 2,
+      batchMaxRows: 32,
+      batchMaxDelayMs: 5,
+      batchMaxQueuedRows: 100,
     })
+  })
+
+  it('refuses an unknown inference backend', () => {
+    expect(() => readRunnerConfig({ MOAT_RUNNER_SECRET: 'x', MOAT_INFERENCE_BACKEND: 'tpu' })).toThrow(/MOAT_INFERENCE_BACKEND must be one of auto, node, wasm/)
   })
 
   it('treats empty values as unset', () => {
