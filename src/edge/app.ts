@@ -23,6 +23,7 @@ import { moderationPolicyRoutes } from './routes/moderation-policies.ts'
 import { moderationRoutes } from './routes/moderations.ts'
 import { uploadRoutes } from './routes/uploads.ts'
 import { usageRoutes } from './routes/usage.ts'
+import { watermarkDetectRoutes } from './routes/watermark-detect.ts'
 import { webhookRoutes } from './routes/webhooks.ts'
 import { billingSinkRoutes } from './routes/billing-sinks.ts'
 import { readSettings } from './settings.ts'
@@ -74,6 +75,7 @@ export function createApp() {
   app.route('/', billingSinkRoutes())
   app.route('/', guardRoutes())
   app.route('/', ownershipRoutes())
+  app.route('/', watermarkDetectRoutes())
   app.route('/', internalRoutes())
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })
