@@ -168,30 +168,50 @@ function tokenize(letters: Builder): Int32Array {
   return ranges.subarray(0, count * 2)
 }
 
+let runScratch = new Int32Array(256)
+
 function fold(letters: Builder): MappedText {
   const { codes, starts, ends } = letters
   const tokens = tokenize(letters)
   const count = tokens.length / 2
+  // "k i l l", "k.i.l.l", "f-u-c-k": three or more one-letter tokens with at
+  // most two characters between each are one word. wordEnd[t] is the last
+  // token of the word token t starts, or -1 when t continues a word.
+  if (runScratch.length < count) runScratch = new Int32Array(count * 2)
+  const wordEnd = runScratch
+  for (let t = 0; t < count; ) {
+    let last = t
+    while (
+      last + 1 < count &&
+      tokens[last * 2 + 1]! - tokens[last * 2]! === 1 &&
+      tokens[last * 2 + 3]! - tokens[last * 2 + 2]! === 1 &&
+      tokens[last * 2 + 2]! - tokens[last * 2 + 1]! <= 2
+    ) {
+      last++
+    }
+    if (last - t < 2) last = t
+    wordEnd[t] = last
+    for (let k = t + 1; k <= last; k++) wordEnd[k] = -1
+    t = last + 1
+  }
+
   const out = foldScratch.reset()
   let previous = -1
   let hasLetter = false
   for (let t = 0; t < count; t++) {
     const from = tokens[t * 2]!
     const to = tokens[t * 2 + 1]!
-    // "k i l l", "k.i.l.l", "f-u-c-k": three or more one-letter tokens with at
-    // most two characters between each are one word.
-    const single = (k: number) => k < count && tokens[k * 2 + 1]! - tokens[k * 2]! === 1
-    const joinsPrevious = single(t) && t > 0 && single(t - 1) && from - tokens[t * 2 - 1]! <= 2 && spacedRunLength(tokens, count, t) >= 3
-    if (out.length > 0 && !joinsPrevious) {
-      const at = out.ends[out.length - 1]!
-      out.push(32, at, at)
-      previous = 32
-    }
-    if (!joinsPrevious) {
-      // Leetspeak applies to a word with a letter in it; a spaced run is one word.
-      const last = single(t) && spacedRunLength(tokens, count, t) >= 3 ? t + spacedRunLength(tokens, count, t) - 1 : t
+    const last = wordEnd[t]!
+    if (last >= 0) {
+      if (out.length > 0) {
+        const at = out.ends[out.length - 1]!
+        out.push(32, at, at)
+        previous = 32
+      }
+      // Leetspeak applies to a word with a letter in it.
       hasLetter = false
-      for (let k = from; k < tokens[last * 2 + 1]! && !hasLetter; k++) hasLetter = isLetterCode(codes[k]!)
+      const wordTo = tokens[last * 2 + 1]!
+      for (let k = from; k < wordTo && !hasLetter; k++) hasLetter = isLetterCode(codes[k]!)
     }
     for (let k = from; k < to; k++) {
       const code = (hasLetter && leetLetter(codes[k]!)) || codes[k]!
@@ -206,17 +226,6 @@ function fold(letters: Builder): MappedText {
     }
   }
   return out.build()
-}
-
-// How many one-letter tokens, each at most two characters from the next, the
-// run around token t holds.
-function spacedRunLength(tokens: Int32Array, count: number, t: number): number {
-  const single = (k: number) => tokens[k * 2 + 1]! - tokens[k * 2]! === 1
-  let first = t
-  while (first > 0 && single(first - 1) && tokens[first * 2]! - tokens[first * 2 - 1]! <= 2) first--
-  let last = t
-  while (last + 1 < count && single(last + 1) && tokens[last * 2 + 2]! - tokens[last * 2 + 1]! <= 2) last++
-  return last - first + 1
 }
 
 export function normalizeText(input: string): NormalizedText {
