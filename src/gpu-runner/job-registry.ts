@@ -2,6 +2,8 @@ import type { z } from 'zod'
 import { JOB_TYPES, jobParamsSchemas, jobResultSchemas, type JobType } from '../shared/job-types.ts'
 import type { JobDispatch } from '../shared/runner-wire.ts'
 import type { ArtifactCache } from './artifact-cache.ts'
+import type { ModelCache } from './inference/model-cache.ts'
+import { batchInference } from './jobs/batch-inference.ts'
 import type { EdgeClient } from './edge-client.ts'
 import { mergeModels } from './jobs/merge-models.ts'
 import { verifyArtifact } from './jobs/verify-artifact.ts'
@@ -22,6 +24,7 @@ export type JobContext<T extends JobType> = {
   reportProgress(progress: Progress): void
   edge: EdgeClient
   cache: ArtifactCache
+  models?: ModelCache
   logger: Logger
 }
 
@@ -32,6 +35,7 @@ export type JobRegistry = { [T in JobType]?: JobHandler<T> }
 export const defaultJobRegistry: JobRegistry = {
   verify_artifact: verifyArtifact,
   merge: mergeModels,
+  batch_inference: batchInference,
 }
 
 export function registeredJobTypes(registry: JobRegistry): JobType[] {

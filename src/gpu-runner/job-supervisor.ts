@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { jobResultSchemas, type JobType } from '../shared/job-types.ts'
 import type { JobDispatch, JobResultReport } from '../shared/runner-wire.ts'
 import type { ArtifactCache } from './artifact-cache.ts'
+import type { ModelCache } from './inference/model-cache.ts'
 import { EdgeRequestError, type EdgeClient } from './edge-client.ts'
 import { JobError } from './job-error.ts'
 import type { JobHandler, JobRegistry } from './job-registry.ts'
@@ -39,6 +40,8 @@ export type JobSupervisorOptions = {
   registry: JobRegistry
   edge: EdgeClient
   cache: ArtifactCache
+  // Loaded inference models, for jobs that run them (batch inference).
+  models?: ModelCache
   logger: Logger
   progressIntervalMs?: number
   // Pause between rounds of delivering a result while the edge is unreachable.
@@ -82,6 +85,7 @@ export function createJobSupervisor(options: JobSupervisorOptions): JobSuperviso
         reportProgress: entry.progress.update,
         edge,
         cache,
+        ...(options.models ? { models: options.models } : {}),
         logger: entry.logger,
       })
       const parsed = jobResultSchemas[dispatch.type].safeParse(result)

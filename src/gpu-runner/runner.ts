@@ -72,17 +72,18 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions =
     edge,
     limiter: createByteRateLimiter({ bytesPerSecond: config.maxBytesPerSecond }),
   })
+  const backend = await chooseBackend(config.inferenceBackend)
+  const models = createModelCache({ backend, artifacts: cache, capacity: config.modelCacheSize })
   const supervisor = createJobSupervisor({
     capacity: config.capacity,
     registry,
     edge,
     cache,
+    models,
     logger,
     progressIntervalMs: options.progressIntervalMs,
     redeliverMs: config.heartbeatMs,
   })
-  const backend = await chooseBackend(config.inferenceBackend)
-  const models = createModelCache({ backend, artifacts: cache, capacity: config.modelCacheSize })
   const batcher = createDynamicBatcher({
     maxRows: config.batchMaxRows,
     maxDelayMs: config.batchMaxDelayMs,

@@ -5,7 +5,7 @@ import { SHA256_HEX } from './encoding.ts'
 // the result the runner sends back. Later job types (merge, batch_inference)
 // add their entries here; the edge and the runner both validate against them.
 
-export const JOB_TYPES = ['verify_artifact', 'merge'] as const
+export const JOB_TYPES = ['verify_artifact', 'merge', 'batch_inference'] as const
 export type JobType = (typeof JOB_TYPES)[number]
 export const jobTypeSchema = z.enum(JOB_TYPES)
 
@@ -68,12 +68,36 @@ export const mergeResultSchema = z.strictObject({
 })
 export type MergeResult = z.infer<typeof mergeResultSchema>
 
+// Batch inference: a JSONL file of instances (one row per line, as predict
+// takes them) through a hosted model into a JSONL file of predictions.
+export const batchInferenceParamsSchema = z.strictObject({
+  model_id: z.string(),
+  version: z.string(),
+  model_artifact: artifactRefSchema,
+  probe: z.strictObject({ seed: z.number().int().nonnegative(), rows: z.number().int().positive(), outputs: z.record(z.string(), z.array(z.number())) }).nullable(),
+  input_name: z.string().min(1),
+  row_dims: z.array(z.number().int().positive()).min(1),
+  labels: z.array(z.string()).nullable(),
+  input: artifactRefSchema,
+})
+export type BatchInferenceParams = z.infer<typeof batchInferenceParamsSchema>
+
+export const batchInferenceResultSchema = z.strictObject({
+  output: z.strictObject({ artifact_key: z.string(), sha256: z.string().regex(SHA256_HEX), size: z.number().int().nonnegative() }),
+  rows: z.number().int().nonnegative(),
+  model_id: z.string(),
+  version: z.string(),
+})
+export type BatchInferenceResult = z.infer<typeof batchInferenceResultSchema>
+
 export const jobParamsSchemas = {
   verify_artifact: verifyArtifactParamsSchema,
   merge: mergeParamsSchema,
+  batch_inference: batchInferenceParamsSchema,
 } satisfies Record<JobType, z.ZodType>
 
 export const jobResultSchemas = {
   verify_artifact: verifyArtifactResultSchema,
   merge: mergeResultSchema,
+  batch_inference: batchInferenceResultSchema,
 } satisfies Record<JobType, z.ZodType>

@@ -28,7 +28,7 @@ export type SignatureInput = {
 
 // Importing the key is most of an HMAC's cost for small messages; a process
 // signs with one or two secrets, so the imported keys are kept.
-const importedKeys = new Map<string, Promise<CryptoKey>>()
+const importedKeys = new Map<string, ReturnType<typeof crypto.subtle.importKey>>()
 
 async function hmacHex(secret: string, message: string): Promise<string> {
   let key = importedKeys.get(secret)

@@ -52,6 +52,29 @@ describe('hosted inference, end to end', () => {
     expect(res.body).toMatchObject({ model_name: 'digits', model_version: '1', outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [1, 10] }] })
   })
 
+  it('runs a batch of real digits as a job and serves its JSONL output', async () => {
+    const indices = MODEL_META.test_indices.slice(0, 500)
+    const jsonl = new TextEncoder().encode(digitRows(indices).map((row) => JSON.stringify(row)).join('\n'))
+    const upload = await client.call('/v1/uploads', { body: { filename: 'digits.jsonl', bytes: jsonl.length, purpose: 'batch_input' } })
+    expect((await client.call(`/v1/uploads/${upload.body.id}/parts/1`, { method: 'PUT', raw: jsonl })).status).toBe(200)
+    const sha256 = (await import('node:crypto')).createHash('sha256').update(jsonl).digest('hex')
+    expect((await client.call(`/v1/uploads/${upload.body.id}/complete`, { body: { sha256 } })).status).toBe(200)
+    const created = await client.call('/v1/jobs', { body: { type: 'batch_inference', model: modelId, input_artifact: upload.body.id } })
+    expect(created.status).toBe(202)
+    let job = created.body
+    for (let i = 0; i < 200 && !['succeeded', 'failed'].includes(job.status); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      job = (await client.call(`/v1/jobs/${job.id}`)).body
+    }
+    expect(job.status).toBe('succeeded')
+    expect(job.result.rows).toBe(500)
+    const res = await fetch(`${stack.edge.url}/v1/jobs/${job.id}/output`, { headers: { authorization: `Bearer ${client.key}` } })
+    expect(res.status).toBe(200)
+    const lines = (await res.text()).trim().split('\n').map((line) => JSON.parse(line))
+    const direct = await client.call(`/v1/models/${modelId}/predict`, { body: { instances: digitRows(indices.slice(0, 50)) } })
+    expect(lines.slice(0, 50).map((line) => line.prediction)).toEqual(direct.body.predictions)
+  })
+
   it('refuses a file that is not a model with ONNX Runtime’s message', async () => {
     const res = await client.call(`/v1/models/${modelId}/versions/2/artifact`, { method: 'PUT', raw: new TextEncoder().encode('not an onnx file') })
     expect(res.status).toBe(422)

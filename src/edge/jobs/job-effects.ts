@@ -91,9 +91,23 @@ const mergeEffects: JobEffects = (env, job, result, guard) => {
   return [version, ...files, lineage, usage]
 }
 
+// A batch bills its rows once: the event id is the job's.
+const batchInferenceEffects: JobEffects = (env, _job, result, guard) => {
+  const parsed = jobResultSchemas.batch_inference.parse(result)
+  const [jobId] = guard.args
+  const now = Date.now()
+  return [
+    env.DB.prepare(
+      `INSERT OR IGNORE INTO usage_events (id, tenant_id, key_id, meter, value, timestamp, request_id, recorded_at)
+        SELECT ?, tenant_id, key_id, 'predict.rows', ?, ?, COALESCE(request_id, id), ? FROM jobs WHERE id = ? AND ${guard.sql}`,
+    ).bind(`ue_${jobId}_predict_rows`, parsed.rows, now, now, jobId, ...guard.args),
+  ]
+}
+
 export const jobEffects: Record<JobType, JobEffects> = {
   verify_artifact: verifyArtifactEffects,
   merge: mergeEffects,
+  batch_inference: batchInferenceEffects,
 }
 
 export function resultIsValid(type: string, result: unknown): boolean {

@@ -3,8 +3,9 @@ import { and, desc, eq, lt } from 'drizzle-orm'
 import { streamSSE } from 'hono/streaming'
 import { database } from '../db/client.ts'
 import { jobs } from '../db/schema.ts'
-import { notFound } from '../errors.ts'
+import { ApiError, notFound } from '../errors.ts'
 import { cancelJob } from '../jobs/cancel-job.ts'
+import { batchInferenceParams } from '../inference/batch-inference-params.ts'
 import { enqueueJob, verifyArtifactParams } from '../jobs/create-job.ts'
 import { isTerminal, jobView } from '../jobs/job-view.ts'
 import { requireScope } from '../middleware/auth.ts'
@@ -44,6 +45,12 @@ export const jobSchema = z
 
 const createJobSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('verify_artifact'), model: z.string().min(1).max(64), version: versionNameSchema.optional() }),
+  z.strictObject({
+    type: z.literal('batch_inference'),
+    model: z.string().min(1).max(64),
+    version: versionNameSchema.optional(),
+    input_artifact: z.string().min(1).max(64).openapi({ description: 'A completed upload: JSONL, one instance (a row, as predict takes it) per line' }),
+  }),
 ])
 
 const jobParams = z.object({ id: idParam('id') })
@@ -99,15 +106,41 @@ const events = createRoute({
   responses: { 200: { description: 'An event stream', content: { 'text/event-stream': { schema: z.string() } } }, ...errorResponses },
 })
 
+const output = createRoute({
+  method: 'get',
+  path: '/v1/jobs/{id}/output',
+  tags: ['jobs'],
+  summary: "A succeeded job's output file (batch inference: predictions as JSONL)",
+  security: bearerSecurity,
+  middleware: [requireScope('jobs:read')] as const,
+  request: { params: jobParams },
+  responses: { 200: { description: 'The file', content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } } }, ...errorResponses, ...conflictResponse },
+})
+
 export function jobRoutes() {
   return createRouter()
     .openapi(create, async (c) => {
       const body = c.req.valid('json')
       const auth = c.get('auth')
-      const params = await verifyArtifactParams(c.env, auth.tenantId, body)
+      const params =
+        body.type === 'verify_artifact' ? await verifyArtifactParams(c.env, auth.tenantId, body) : await batchInferenceParams(c.env, auth.tenantId, body)
       const row = await enqueueJob(c.env, auth, { type: body.type, params, requestId: c.get('requestId') })
       await meterUsage(c, 'jobs.created', 1)
       return c.json(jobView(row), 202)
+    })
+    .openapi(output, async (c) => {
+      const [row] = await database(c.env)
+        .select()
+        .from(jobs)
+        .where(and(eq(jobs.id, c.req.valid('param').id), eq(jobs.tenantId, c.get('auth').tenantId)))
+      if (!row) throw notFound('job', 'id')
+      const key = (row.result as { output?: { artifact_key?: string } } | null)?.output?.artifact_key
+      if (row.status !== 'succeeded' || !key) throw new ApiError(409, `Job ${row.id} has no output (it is ${row.status})`, { code: 'no_output' })
+      const object = await c.env.ARTIFACTS.get(key)
+      if (!object) throw notFound('job output', 'id')
+      return new Response(object.body, {
+        headers: { 'content-type': 'application/x-ndjson', 'content-length': String(object.size), 'x-moat-sha256': (row.result as { output: { sha256: string } }).output.sha256 },
+      }) as never
     })
     .openapi(get, async (c) => {
       const [row] = await database(c.env)
