@@ -89,8 +89,9 @@ async function rankBounds(
   array: Float32Array,
   chunks: Range[],
   positions: number[],
+  knownHighs?: Uint32Array[],
 ): Promise<{ bits: number; position: number; offsets: number[]; equals: number[] }[]> {
-  const highs = (await runChunks(runner, chunks, (range) => ({ op: 'histHigh', ...range, array }))) as Uint32Array[]
+  const highs = knownHighs ?? ((await runChunks(runner, chunks, (range) => ({ op: 'histHigh', ...range, array }))) as Uint32Array[])
   const merged = new Float64Array(65536)
   for (const counts of highs) for (let b = 0; b < 65536; b++) merged[b]! += counts[b]!
   const lowCache = new Map<number, Uint32Array[]>()
@@ -122,7 +123,7 @@ async function rankBounds(
 // Keeps the elements whose ascending stable rank by |value| lies in
 // [lo, hi] (nothing when hi < lo), zeroing the rest; returns the L1 norms
 // before and after.
-async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: number, hi: number): Promise<number[]> {
+async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: number, hi: number, highs?: Uint32Array[]): Promise<number[]> {
   const n = array.length
   const chunks = elementChunks(n)
   if (hi < lo) {
@@ -131,7 +132,7 @@ async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: numb
     return sumPairs(await runChunks(runner, chunks, (range) => ({ op: 'rankMask', ...range, array, lo: none, hi: null })), 2)
   }
   const positions = [...(lo > 0 ? [lo] : []), ...(hi < n - 1 ? [hi] : [])]
-  const bounds = await rankBounds(runner, array, chunks, positions)
+  const bounds = await rankBounds(runner, array, chunks, positions, highs)
   const loBound = lo > 0 ? bounds[0]! : null
   const hiBound = hi < n - 1 ? bounds.at(-1)! : null
   const pick = (bound: typeof loBound, index: number): RankBound | null =>
@@ -142,7 +143,20 @@ async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: numb
   )
 }
 
-async function sparsify(runner: KernelRunner, job: TensorMerge, input: MergeInput, modelIndex: number, rescale: boolean): Promise<void> {
+// Whether an input's pruning ranks magnitudes (and so wants their histogram).
+function ranksMagnitudes(job: TensorMerge, input: MergeInput): boolean {
+  const method = METHOD_SPECS[job.method].sparsification
+  return (method === 'magnitude' || method === 'magnitude_outliers') && asNumber(input.params.density, 'density', job.name) < 1
+}
+
+async function sparsify(
+  runner: KernelRunner,
+  job: TensorMerge,
+  input: MergeInput,
+  modelIndex: number,
+  rescale: boolean,
+  highs?: Uint32Array[],
+): Promise<void> {
   const method = METHOD_SPECS[job.method].sparsification
   if (!method) return
   const data = input.data
@@ -154,7 +168,7 @@ async function sparsify(runner: KernelRunner, job: TensorMerge, input: MergeInpu
     case 'magnitude': {
       // mergekit keeps int(density × n) values; none at all when that is 0.
       const k = Math.trunc(density * n)
-      sums = await keepRankRange(runner, data, n - k, n - 1)
+      sums = await keepRankRange(runner, data, n - k, n - 1, highs)
       break
     }
     case 'magnitude_outliers': {
@@ -166,7 +180,7 @@ async function sparsify(runner: KernelRunner, job: TensorMerge, input: MergeInpu
         bottom = 0
       }
       // mergekit slices [bottom:-top], which keeps nothing when top is 0; this keeps [bottom, n).
-      sums = await keepRankRange(runner, data, bottom, n - top - 1)
+      sums = await keepRankRange(runner, data, bottom, n - top - 1, highs)
       break
     }
     case 'random': {
@@ -204,9 +218,15 @@ async function taskArithmetic(runner: KernelRunner, job: TensorMerge): Promise<F
   const base = job.base!
   const chunks = elementChunks(base.length)
   if (job.inputs.length === 0) return base
-  for (const input of job.inputs) await runChunks(runner, chunks, (range) => ({ op: 'sub', ...range, array: input.data, base }))
+  // Methods that rank magnitudes get the first histogram in the same pass as the task vector.
+  const highs = new Map<MergeInput, Uint32Array[]>()
+  for (const input of job.inputs) {
+    if (ranksMagnitudes(job, input)) {
+      highs.set(input, (await runChunks(runner, chunks, (range) => ({ op: 'subHistHigh', ...range, array: input.data, base }))) as Uint32Array[])
+    } else await runChunks(runner, chunks, (range) => ({ op: 'sub', ...range, array: input.data, base }))
+  }
   const rescale = asBoolean(job.params.rescale)
-  for (const [index, input] of job.inputs.entries()) await sparsify(runner, job, input, index, rescale)
+  for (const [index, input] of job.inputs.entries()) await sparsify(runner, job, input, index, rescale, highs.get(input))
   // Each element of base is read before its own output is written: base can take the result.
   const out = base
   const weights = job.inputs.map((input) => asNumber(input.params.weight, 'weight', `${job.name} of ${input.model}`))

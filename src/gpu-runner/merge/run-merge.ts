@@ -1,11 +1,12 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { SAFETENSORS_DTYPE_SIZES } from '../../shared/safetensors-header.ts'
-import { encodedSize, encodeFromFloat32 } from '../tensors/dtype-codec.ts'
+import { encodedSize } from '../tensors/dtype-codec.ts'
 import type { ModelTensor } from '../tensors/safetensors-model.ts'
 import { createShardedWriter, DEFAULT_SHARD_BYTES, existingModelFiles } from '../tensors/sharded-writer.ts'
 import { createArrayPool, type ArrayPool } from './array-pool.ts'
 import { createKernelRunner, type KernelRunner } from './cpu/kernel-runner.ts'
+import type { KernelCall } from './cpu/kernels.ts'
 import type { MergePlan, PlannedSource, PlannedTensor } from './merge-plan.ts'
 import { countNonFinite, MergeError, mergeTensor, type MergeInput } from './merge-tensor.ts'
 
@@ -37,6 +38,7 @@ export type RunMergeOptions = {
 export type MergeOutcome = { files: string[]; totalBytes: number; nonFinite: NonFiniteReport[] }
 
 const ENCODE_CHUNK = 1 << 22
+const ENCODE_SLICE = 1 << 20
 
 async function readSource(pool: ArrayPool, source: PlannedSource, shape: number[]): Promise<Float32Array> {
   const count = shape.reduce((a, b) => a * b, 1)
@@ -128,12 +130,16 @@ export async function runMerge(options: RunMergeOptions): Promise<MergeOutcome> 
         params: tensor.params,
         seed: options.seed ?? 0,
       })
-      const buffer = new Uint8Array(encodedSize(tensor.dtype, Math.min(ENCODE_CHUNK, merged.length)))
+      // Encoded on the kernel threads into a shared buffer, a slice at a time.
+      const buffer = new Uint8Array(new SharedArrayBuffer(Math.max(1, encodedSize(tensor.dtype, Math.min(ENCODE_CHUNK, merged.length)))))
       for (let start = 0; start < merged.length; start += ENCODE_CHUNK) {
-        const part = merged.subarray(start, Math.min(merged.length, start + ENCODE_CHUNK))
-        const bytes = buffer.subarray(0, encodedSize(tensor.dtype, part.length))
-        encodeFromFloat32(tensor.dtype, part, bytes)
-        await writer.write(tensor.name, bytes, encodedSize(tensor.dtype, start))
+        const end = Math.min(merged.length, start + ENCODE_CHUNK)
+        const calls: KernelCall[] = []
+        for (let from = start; from < end; from += ENCODE_SLICE) {
+          calls.push({ op: 'encode', start: from, end: Math.min(end, from + ENCODE_SLICE), values: merged, dtype: tensor.dtype, out: buffer, first: start })
+        }
+        await runner.run(calls)
+        await writer.write(tensor.name, buffer.subarray(0, encodedSize(tensor.dtype, end - start)), encodedSize(tensor.dtype, start))
       }
       if (merged.length === 0) await writer.write(tensor.name, new Uint8Array(0))
       // The result lives in one of the inputs' arrays: all go back together.

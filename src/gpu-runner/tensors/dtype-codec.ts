@@ -10,6 +10,8 @@ export type WritableDtype = (typeof WRITABLE_DTYPES)[number]
 export const READABLE_FLOAT_DTYPES = ['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2'] as const
 export type ReadableFloatDtype = (typeof READABLE_FLOAT_DTYPES)[number]
 
+export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
 export function isReadableFloat(dtype: SafetensorsDtype): dtype is ReadableFloatDtype {
   return (READABLE_FLOAT_DTYPES as readonly string[]).includes(dtype)
 }
@@ -75,6 +77,11 @@ export function decodeToFloat32(dtype: ReadableFloatDtype, bytes: Uint8Array, ou
     }
     case 'BF16': {
       const bits = new Uint32Array(out.buffer, out.byteOffset + outOffset * 4, bytes.byteLength / 2)
+      if (LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) {
+        const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bits.length)
+        for (let i = 0; i < bits.length; i++) bits[i] = halves[i]! << 16
+        return
+      }
       for (let i = 0, j = 0; i < bits.length; i++, j += 2) bits[i] = (bytes[j]! | (bytes[j + 1]! << 8)) << 16
       return
     }
@@ -127,8 +134,6 @@ export function encodedSize(dtype: WritableDtype, count: number): number {
 }
 
 // Encodes `values` as `dtype`, little-endian, into `out` (which must hold encodedSize bytes).
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
-
 export function encodeFromFloat32(dtype: WritableDtype, values: Float32Array, out: Uint8Array): void {
   if (dtype === 'F32') {
     out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength))

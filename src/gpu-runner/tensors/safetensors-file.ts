@@ -7,7 +7,7 @@ import {
   type SafetensorsHeader,
   type TensorInfo,
 } from '../../shared/safetensors-header.ts'
-import { decodeToFloat32, isReadableFloat } from './dtype-codec.ts'
+import { decodeToFloat32, isReadableFloat, LITTLE_ENDIAN } from './dtype-codec.ts'
 
 // One safetensors file, read with positional reads: the header once, then a
 // tensor at a time, so memory holds only the tensor being merged.
@@ -61,6 +61,11 @@ export async function openSafetensorsFile(path: string): Promise<SafetensorsFile
         const total = tensor.end - tensor.begin
         const elementBytes = SAFETENSORS_DTYPE_SIZES[dtype]
         if (out.length * elementBytes < total) throw new RangeError(`tensor ${tensor.name} needs ${total / elementBytes} elements, got room for ${out.length}`)
+        // Little-endian f32 needs no decoding: the bytes go straight into `out`.
+        if (dtype === 'F32' && LITTLE_ENDIAN) {
+          await readExactly(file, new Uint8Array(out.buffer, out.byteOffset, total), header.dataOffset + tensor.begin, path)
+          return
+        }
         // CHUNK_BYTES is a multiple of every element size, so no element straddles two reads.
         const chunk = new Uint8Array(Math.min(CHUNK_BYTES, total))
         for (let offset = 0; offset < total; offset += CHUNK_BYTES) {

@@ -1,3 +1,5 @@
+import { encodedSize, encodeFromFloat32, type WritableDtype } from '../../tensors/dtype-codec.ts'
+
 // The CPU kernels: each works on one chunk of a tensor (an element range, or
 // a row range for row-wise work) over float32 arrays that may live in shared
 // memory, and returns a small result the caller combines in chunk order. The
@@ -8,6 +10,8 @@ export type Layout = { kind: 'flat' } | { kind: 'rows'; cols: number } | { kind:
 
 export type KernelCall =
   | { op: 'sub'; start: number; end: number; array: Float32Array; base: Float32Array }
+  | { op: 'subHistHigh'; start: number; end: number; array: Float32Array; base: Float32Array }
+  | { op: 'encode'; start: number; end: number; values: Float32Array; dtype: WritableDtype; out: Uint8Array; first: number }
   | { op: 'nonFinite'; start: number; end: number; arrays: Float32Array[] }
   | { op: 'histHigh'; start: number; end: number; array: Float32Array }
   | { op: 'histLow'; start: number; end: number; array: Float32Array; high: number }
@@ -67,6 +71,24 @@ export function uniformAt(key: number, index: number): number {
 // four times slower.
 function sub({ start, end, array, base }: Extract<KernelCall, { op: 'sub' }>): null {
   for (let i = start; i < end; i++) array[i] = array[i]! - base[i]!
+  return null
+}
+
+// The task vector and the first histogram of its magnitudes in one pass.
+function subHistHigh({ start, end, array, base }: Extract<KernelCall, { op: 'subHistHigh' }>): Uint32Array {
+  const counts = new Uint32Array(65536)
+  const bits = new Int32Array(array.buffer, array.byteOffset, array.length)
+  for (let i = start; i < end; i++) {
+    array[i] = array[i]! - base[i]!
+    counts[(bits[i]! & 0x7fffffff) >>> 16]!++
+  }
+  return counts
+}
+
+// Elements [start, end) of `values` into `out`, whose first byte holds element `first`.
+function encode({ start, end, values, dtype, out, first }: Extract<KernelCall, { op: 'encode' }>): null {
+  const size = encodedSize(dtype, 1)
+  encodeFromFloat32(dtype, values.subarray(start, end), out.subarray((start - first) * size, (end - first) * size))
   return null
 }
 
@@ -188,6 +210,10 @@ export function runKernel(call: KernelCall): KernelResult {
   switch (call.op) {
     case 'sub':
       return sub(call)
+    case 'subHistHigh':
+      return subHistHigh(call)
+    case 'encode':
+      return encode(call)
     case 'nonFinite':
       return nonFinite(call)
     case 'histHigh':
