@@ -1,4 +1,5 @@
 import type { UsageQuota } from './billing/usage-quota.ts'
+import type { ModelMonitor } from './inference/model-monitor.ts'
 import type { ClientGuard } from './guard/client-guard.ts'
 
 export type QueueMessages = {
@@ -19,6 +20,7 @@ export interface Env {
   SINKS: Queue<QueueMessages['SINKS']>
   CLIENT_GUARD: DurableObjectNamespace<ClientGuard>
   USAGE_QUOTA: DurableObjectNamespace<UsageQuota>
+  MODEL_MONITOR: DurableObjectNamespace<ModelMonitor>
   MOAT_ADMIN_TOKEN?: string
   MOAT_RUNNER_SECRET?: string
   MOAT_SECRETS_KEY?: string
@@ -32,6 +34,8 @@ export interface Env {
   MOAT_SSE_POLL_MS?: string
   MOAT_INFERENCE_TIMEOUT_MS?: string
   MOAT_PREDICT_MAX_ROWS?: string
+  MOAT_MONITOR_WINDOW_SECONDS?: string
+  MOAT_DRIFT_PSI_THRESHOLD?: string
 }
 
 export type AuthContext = {

@@ -4,6 +4,7 @@ import { consumeQueue } from './queues/consume.ts'
 import { scheduledMaintenance } from './runners/sweep.ts'
 
 export { UsageQuota } from './billing/usage-quota.ts'
+export { ModelMonitor } from './inference/model-monitor.ts'
 export { ClientGuard } from './guard/client-guard.ts'
 
 const app = createApp()

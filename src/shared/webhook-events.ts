@@ -6,6 +6,8 @@ export const WEBHOOK_EVENT_TYPES = [
   'job.cancelled',
   'usage.quota_exceeded',
   'usage.sink_failed',
+  // A served model version's predictions drifted from its reference window.
+  'model.drift',
   // A client's guard action escalated (degrade, throttle, block) or an admin
   // reset it.
   'guard.alert',

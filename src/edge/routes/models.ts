@@ -132,6 +132,17 @@ const updateVersion = createRoute({
   responses: { 200: jsonResponse(versionSchema, 'The version'), ...errorResponses, ...conflictResponse },
 })
 
+const metrics = createRoute({
+  method: 'get',
+  path: '/v1/models/{id}/versions/{version}/metrics',
+  tags: ['models'],
+  summary: 'Served traffic per window: requests, error rate, latency, predicted classes, top-1 confidence, and drift against the reference window',
+  security: bearerSecurity,
+  middleware: [requireScope('models:read')] as const,
+  request: { params: versionParams },
+  responses: { 200: jsonResponse(z.object({ window_seconds: z.number(), reference: z.string().nullable(), windows: z.array(z.record(z.string(), z.unknown())) }), 'Metrics, newest window first'), ...errorResponses },
+})
+
 export function modelRoutes() {
   return createRouter()
     .openapi(register, async (c) => {
@@ -161,6 +172,13 @@ export function modelRoutes() {
       const versions = await db.select().from(modelVersions).where(eq(modelVersions.modelId, model.id)).orderBy(desc(modelVersions.createdAt))
       const files = await filesOf(db, versions.map((v) => v.id))
       return c.json({ ...modelView(model), versions: versions.map((v) => versionView(v, files.get(v.id) ?? [])) }, 200)
+    })
+    .openapi(metrics, async (c) => {
+      const { id, version } = c.req.valid('param')
+      const db = database(c.env)
+      const row = await findVersion(db, await findModel(db, c.get('auth').tenantId, id), version)
+      const report = await c.env.MODEL_MONITOR.get(c.env.MODEL_MONITOR.idFromName(row.id)).report()
+      return c.json(report, 200)
     })
     .openapi(getVersion, async (c) => {
       const { id, version } = c.req.valid('param')

@@ -2,6 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { flattenInstances } from '../../shared/model-io.ts'
 import type { RunResponse } from '../../shared/inference-wire.ts'
+import type { Observation } from '../../shared/model-monitoring.ts'
 import { versionNameSchema } from '../artifacts/artifact-names.ts'
 import { database } from '../db/client.ts'
 import type { AppEnv } from '../env.ts'
@@ -73,13 +74,41 @@ const infer = createRoute({
   responses: { 200: jsonResponse(inferResponse, 'The outputs'), ...errorResponses, ...conflictResponse, ...tooLargeResponse },
 })
 
+// Hands what a request saw to the version's monitor, off the response path.
+function monitor(c: Context<AppEnv>, served: ServedModel, observation: Observation): void {
+  const stub = c.env.MODEL_MONITOR.get(c.env.MODEL_MONITOR.idFromName(served.version.id))
+  const identity = { tenantId: served.model.tenantId, modelId: served.model.id, version: served.version.version }
+  c.executionCtx.waitUntil(stub.record(identity, observation).catch(() => undefined))
+}
+
+function topConfidences(output: { dims: number[]; data: number[] } | undefined): number[] {
+  if (!output) return []
+  const rows = output.dims[0] ?? 0
+  const width = rows === 0 ? 0 : output.data.length / rows
+  return Array.from({ length: rows }, (_, row) => Math.max(...output.data.slice(row * width, row * width + width)))
+}
+
 async function serve(c: Context<AppEnv>, served: ServedModel, instances: unknown, param: string): Promise<{ rows: number; result: RunResponse }> {
   const checked = flattenInstances(instances, served.rowDims, readSettings(c.env).predictMaxRows)
   if (!checked.ok) throw new ApiError(checked.status, checked.message, { code: checked.status === 413 ? 'too_many_rows' : 'invalid_input', param: checked.param.replace(/^instances/, param) })
-  const result = await runModel(c.env, served.artifact, served.version.probe ?? null, {
-    name: served.inputName,
-    dims: [checked.rows, ...served.rowDims],
-    data: checked.data,
+  const started = Date.now()
+  let result: RunResponse
+  try {
+    result = await runModel(c.env, served.artifact, served.version.probe ?? null, {
+      name: served.inputName,
+      dims: [checked.rows, ...served.rowDims],
+      data: checked.data,
+    })
+  } catch (error) {
+    monitor(c, served, { latencyMs: Date.now() - started, error: true, predictions: [], topConfidences: [] })
+    throw error
+  }
+  const first = result.outputs[0]
+  monitor(c, served, {
+    latencyMs: Date.now() - started,
+    error: false,
+    predictions: first ? argmaxLabels(first, served.model.labels ?? null).predictions : [],
+    topConfidences: topConfidences(first),
   })
   await meterUsage(c, 'predict.rows', checked.rows)
   return { rows: checked.rows, result }
