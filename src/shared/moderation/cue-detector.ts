@@ -37,9 +37,12 @@ function quotedRanges(original: string): [number, number][] {
 
 const QUOTE = /["“”«»„]/
 
+let positionScratch = new Int32Array(1024)
+
 // For each position of the folded text, how many words come before it.
 function wordPositions(text: string): Int32Array {
-  const positions = new Int32Array(text.length + 1)
+  if (positionScratch.length <= text.length) positionScratch = new Int32Array(text.length * 2 + 1)
+  const positions = positionScratch
   let spaces = 0
   for (let i = 0; i < text.length; i++) {
     positions[i] = spaces
@@ -49,6 +52,8 @@ function wordPositions(text: string): Int32Array {
   return positions
 }
 
+const covers = (outer: PhraseMatch<Cue>, inner: PhraseMatch<Cue>) => outer.start <= inner.start && inner.end <= outer.end
+
 // Finds every cue in the folded text and turns them into model features:
 // each tag, the tag when negated or quoted, each pair of tags present and
 // each tag beside each context the text is in.
@@ -56,41 +61,46 @@ export function detectCues(normalized: NormalizedText): CueReport {
   const { folded } = normalized
   const text = folded.text
   const raw = cueMatcher().findAll(text)
-  if (raw.length === 0 && !UNDER_18.test(text)) return NO_CUES
+  const young = /\d/.test(text) && UNDER_18.test(text)
+  if (raw.length === 0 && !young) return NO_CUES
   const positions = wordPositions(text)
-  const wordsBefore = (_: string, index: number) => positions[index]!
-  const covers = (outer: PhraseMatch<Cue>, inner: PhraseMatch<Cue>) => outer.start <= inner.start && inner.end <= outer.end
-  const innocent = raw.filter((m) => m.value.kind === 'innocent')
-  const idle = raw.filter((m) => m.value.kind === 'cue' && m.value.tag === 'idle')
-  const photos = raw.filter((m) => m.value.kind === 'cue' && m.value.tag === 'photo').map((m) => ({ ...m, word: wordsBefore(text, m.start) }))
-  const negations = raw
-    .filter((m) => m.value.kind === 'cue' && m.value.tag === 'negation')
-    .map((m) => ({ word: wordsBefore(text, m.start), end: folded.ends[m.end - 1]! }))
+  const innocent: PhraseMatch<Cue>[] = []
+  const idle: PhraseMatch<Cue>[] = []
+  const photos: PhraseMatch<Cue>[] = []
+  const negations: { word: number; end: number }[] = []
+  for (const match of raw) {
+    const value = match.value
+    if (value.kind === 'innocent') innocent.push(match)
+    else if (value.kind === 'cue' && value.tag === 'idle') idle.push(match)
+    else if (value.kind === 'cue' && value.tag === 'photo') photos.push(match)
+    else if (value.kind === 'cue' && value.tag === 'negation') negations.push({ word: positions[match.start]!, end: folded.ends[match.end - 1]! })
+  }
   const quotes = QUOTE.test(normalized.original) ? quotedRanges(normalized.original) : []
 
   // "kill the process" is covered by an idle phrase; in "shoot a photo" and
   // "a flu shot" the photo word covers or follows within three words.
   const isOtherSense = (match: PhraseMatch<Cue>, position: number) =>
-    idle.some((i) => covers(i, match)) || photos.some((p) => covers(p, match) || (p.start >= match.end && p.word - position <= 3))
+    idle.some((i) => covers(i, match)) || photos.some((p) => covers(p, match) || (p.start >= match.end && positions[p.start]! - position <= 3))
 
   const matches: CueMatch[] = []
   for (const match of raw) {
     const value = match.value
     if (value.kind === 'innocent') continue
-    if (value.kind === 'profanity' && innocent.some((i) => covers(i, match))) continue
+    if (value.kind === 'profanity' && innocent.length > 0 && innocent.some((i) => covers(i, match))) continue
     const tag = value.kind === 'cue' ? value.tag : 'profanity'
-    const position = wordsBefore(text, match.start)
-    if (SENSE_TAGS.has(tag) && isOtherSense(match, position)) continue
+    const position = positions[match.start]!
+    if (SENSE_TAGS.has(tag) && (idle.length > 0 || photos.length > 0) && isOtherSense(match, position)) continue
     const from = folded.starts[match.start]!
     // A negation reaches three words ahead, within its clause.
     const negated =
+      negations.length > 0 &&
       !CONTEXT_TAGS.has(tag) &&
       negations.some((n) => position - n.word >= 1 && position - n.word <= 3 && !CLAUSE_BREAK.test(normalized.original.slice(n.end, from)))
-    const quoted = quotes.some(([a, b]) => a <= from && from < b)
+    const quoted = quotes.length > 0 && quotes.some(([a, b]) => a <= from && from < b)
     matches.push({ tag, start: match.start, end: match.end, negated, quoted })
     if (value.kind === 'profanity') matches.push({ tag: `p:${value.word}`, start: match.start, end: match.end, negated, quoted })
   }
-  if (UNDER_18.test(text)) matches.push({ tag: 'minor', start: 0, end: 0, negated: false, quoted: false })
+  if (young) matches.push({ tag: 'minor', start: 0, end: 0, negated: false, quoted: false })
 
   const present = new Set<string>()
   const contexts = new Set<string>()
