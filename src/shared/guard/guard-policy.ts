@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { MASKING_MODES, type MaskingMode } from '../masking/mask-probabilities.ts'
 
 // The guard's part of a policy (API.md: `guard:{...thresholds, actions}` and
 // `limits:{...}`), validated with zod so a bad policy is a 400 naming the
@@ -7,8 +8,8 @@ import { z } from 'zod'
 export const GUARD_ACTIONS = ['observe', 'degrade', 'throttle', 'block'] as const
 export type GuardAction = (typeof GUARD_ACTIONS)[number]
 
-export const MASKING_MODES = ['none', 'top_k', 'round', 'label_only', 'noise', 'reverse_sigmoid'] as const
-export type MaskingMode = (typeof MASKING_MODES)[number]
+// The modes a degraded client's answers are masked with (src/shared/masking).
+export { MASKING_MODES, type MaskingMode }
 
 const positiveInt = z.number().int().positive()
 
