@@ -28,11 +28,19 @@ function fakeRunner(answers: { inspect?: () => Response; run?: (body: any) => Re
   return seen
 }
 
-async function onnxModel(tenant: Tenant, declared?: unknown) {
+async function onnxModel(tenant: Tenant, declared?: unknown, policy?: unknown) {
   const res = await call('/v1/models', {
     key: tenant.adminKey,
-    body: { name: `clf-${crypto.randomUUID().slice(0, 6)}`, format: 'onnx', task: 'classification', labels: ['cat', 'dog', 'eel'], ...(declared ? { input: declared } : {}) },
+    body: {
+      name: `clf-${crypto.randomUUID().slice(0, 6)}`,
+      format: 'onnx',
+      task: 'classification',
+      labels: ['cat', 'dog', 'eel'],
+      ...(declared ? { input: declared } : {}),
+      ...(policy ? { policy } : {}),
+    },
   })
+  expect(res.status).toBe(201)
   return (await json(res)).id as string
 }
 
@@ -41,9 +49,9 @@ async function aliveRunner() {
   await registerRunner(`runner-inf-${crypto.randomUUID().slice(0, 6)}`, 'http://127.0.0.1:9100')
 }
 
-async function servedModel(tenant: Tenant) {
+async function servedModel(tenant: Tenant, policy?: unknown) {
   await aliveRunner()
-  const id = await onnxModel(tenant)
+  const id = await onnxModel(tenant, undefined, policy)
   fakeRunner()
   expect((await call(`/v1/models/${id}/versions/1/artifact`, { method: 'PUT', key: tenant.adminKey, raw: bytesOf(100) })).status).toBe(201)
   await call(`/v1/models/${id}/versions/1`, { method: 'PATCH', key: tenant.adminKey, body: { stage: 'production' } })
@@ -144,6 +152,31 @@ describe('predict and infer', () => {
     const busy = await call(`/v1/models/${id}/predict`, { key: tenant.adminKey, body: { instances: [[1, 2, 3, 4]] } })
     expect(busy.status).toBe(429)
     expect(busy.headers.get('retry-after')).toBe('1')
+  })
+
+  it('masks answers as the model’s policy says, on both protocols', async () => {
+    const tenant = await createTenant()
+    const id = await servedModel(tenant, { masking: { mode: 'label_only' } })
+    await aliveRunner()
+    fakeRunner()
+    const predicted = await json(await call(`/v1/models/${id}/predict`, { key: tenant.adminKey, body: { instances: [[1, 2, 3, 4], [5, 6, 7, 8]] } }))
+    expect(predicted).toEqual({ predictions: ['eel', 'dog'], model_version: '1' })
+    const inferred = await json(
+      await call(`/v2/models/${id}/infer`, { key: tenant.adminKey, body: { inputs: [{ name: 'pixels', shape: [1, 4], datatype: 'FP32', data: [0, 1, 2, 3] }] } }),
+    )
+    expect(inferred.outputs).toEqual([{ name: 'probabilities', datatype: 'FP32', shape: [1, 3], data: [0, 0, 1] }])
+    const rounded = await servedModel(tenant, { masking: { mode: 'round', decimals: 0 } })
+    await aliveRunner()
+    fakeRunner()
+    const coarse = await json(await call(`/v1/models/${rounded}/predict`, { key: tenant.adminKey, body: { instances: [[1, 2, 3, 4]] } }))
+    expect(coarse.probabilities).toEqual([[0, 0, 1]])
+  })
+
+  it('refuses an invalid masking policy at registration', async () => {
+    const tenant = await createTenant()
+    const res = await call('/v1/models', { key: tenant.adminKey, body: { name: 'x', format: 'onnx', task: 'classification', policy: { masking: { mode: 'blur' } } } })
+    expect(res.status).toBe(400)
+    expect((await json(res)).error.param).toBe('policy.masking.mode')
   })
 
   it('answers 409 for a model without a production version and 400 for a non-ONNX model; 404 for another tenant', async () => {

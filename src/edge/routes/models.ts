@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { and, desc, eq, lt } from 'drizzle-orm'
 import { createId } from '../../shared/ids.ts'
+import { maskingPolicySchema } from '../../shared/masking/mask-probabilities.ts'
 import { versionNameSchema } from '../artifacts/artifact-names.ts'
 import { database } from '../db/client.ts'
 import { models, modelVersions } from '../db/schema.ts'
@@ -30,7 +31,9 @@ const registerModelSchema = z.strictObject({
   task: z.enum(MODEL_TASKS),
   labels: z.array(z.string().min(1).max(200)).min(1).max(100_000).optional(),
   input: z.strictObject({ shape: z.array(z.number().int().min(-1)).min(1).max(8), dtype: z.string().min(1).max(32) }).optional(),
-  policy: z.record(z.string(), z.unknown()).optional(),
+  // The model's own policy (API.md, Policies): `masking` is checked here; the
+  // guard section when a request uses it.
+  policy: z.object({ masking: maskingPolicySchema.optional() }).catchall(z.unknown()).optional(),
 })
 
 const modelSchema = z

@@ -3,6 +3,11 @@ import type { Context } from 'hono'
 import { flattenInstances } from '../../shared/model-io.ts'
 import type { RunResponse } from '../../shared/inference-wire.ts'
 import type { Observation } from '../../shared/model-monitoring.ts'
+import type { MaskedAnswer, MaskingPolicy } from '../../shared/masking/mask-probabilities.ts'
+import type { GuardPolicyInput } from '../../shared/guard/guard-policy.ts'
+import { guardAfter, guardBefore } from '../guard/guard-hook.ts'
+import { watermarkAnswers } from '../guard/watermark-answers.ts'
+import { effectiveMasking, maskRows } from '../inference/answer-policy.ts'
 import { versionNameSchema } from '../artifacts/artifact-names.ts'
 import { database } from '../db/client.ts'
 import type { AppEnv } from '../env.ts'
@@ -88,30 +93,58 @@ function topConfidences(output: { dims: number[]; data: number[] } | undefined):
   return Array.from({ length: rows }, (_, row) => Math.max(...output.data.slice(row * width, row * width + width)))
 }
 
-async function serve(c: Context<AppEnv>, served: ServedModel, instances: unknown, param: string): Promise<{ rows: number; result: RunResponse }> {
-  const checked = flattenInstances(instances, served.rowDims, readSettings(c.env).predictMaxRows)
-  if (!checked.ok) throw new ApiError(checked.status, checked.message, { code: checked.status === 413 ? 'too_many_rows' : 'invalid_input', param: checked.param.replace(/^instances/, param) })
+type GuardedAnswer = { result: RunResponse; answers: MaskedAnswer[]; masking: MaskingPolicy }
+
+function rowsOf(output: { dims: number[]; data: number[] }): number[][] {
+  const rows = output.dims[0] ?? 0
+  const width = rows === 0 ? 0 : output.data.length / rows
+  return Array.from({ length: rows }, (_, row) => output.data.slice(row * width, row * width + width))
+}
+
+// One classification, guarded: the guard admits the client (or throttles,
+// blocks, degrades it), the model answers, the guard sees the raw answer,
+// DAWN marks its share, and the answer is masked as the model's policy, or
+// the guard's stricter degrade, says.
+async function serve(c: Context<AppEnv>, served: ServedModel, instances: unknown, param: string): Promise<GuardedAnswer> {
+  const policy = served.model.policy as { guard?: GuardPolicyInput; masking?: unknown } | null
+  const ticket = await guardBefore(c, {
+    model: served.model.id,
+    kind: 'classifier',
+    policy: policy?.guard,
+    units: Array.isArray(instances) ? instances.length : 0,
+  })
   const started = Date.now()
   let result: RunResponse
+  let inputs: number[][]
   try {
+    const checked = flattenInstances(instances, served.rowDims, readSettings(c.env).predictMaxRows)
+    if (!checked.ok) throw new ApiError(checked.status, checked.message, { code: checked.status === 413 ? 'too_many_rows' : 'invalid_input', param: checked.param.replace(/^instances/, param) })
+    const width = checked.data.length / checked.rows
+    inputs = Array.from({ length: checked.rows }, (_, row) => checked.data.slice(row * width, row * width + width))
     result = await runModel(c.env, served.artifact, served.version.probe ?? null, {
       name: served.inputName,
       dims: [checked.rows, ...served.rowDims],
       data: checked.data,
     })
   } catch (error) {
-    monitor(c, served, { latencyMs: Date.now() - started, error: true, predictions: [], topConfidences: [] })
+    await guardAfter(c, ticket, null)
+    if (!(error instanceof ApiError && error.status < 500)) monitor(c, served, { latencyMs: Date.now() - started, error: true, predictions: [], topConfidences: [] })
     throw error
   }
   const first = result.outputs[0]
+  if (!first) throw new ApiError(502, 'The model returned no output', { code: 'runner_error' })
+  const raw = rowsOf(first)
   monitor(c, served, {
     latencyMs: Date.now() - started,
     error: false,
-    predictions: first ? argmaxLabels(first, served.model.labels ?? null).predictions : [],
+    predictions: argmaxLabels(first, served.model.labels ?? null).predictions,
     topConfidences: topConfidences(first),
   })
-  await meterUsage(c, 'predict.rows', checked.rows)
-  return { rows: checked.rows, result }
+  await guardAfter(c, ticket, { units: raw.length, report: { kind: 'classifier', instances: raw.map((probabilities, row) => ({ input: inputs[row]!, probabilities })) } })
+  const marked = await watermarkAnswers(c.env, ticket, raw.map((probabilities, row) => ({ input: inputs[row]!, probabilities })))
+  const masking = effectiveMasking(policy, ticket.masking)
+  await meterUsage(c, 'predict.rows', raw.length)
+  return { result, answers: maskRows(marked, inputs, masking), masking }
 }
 
 function argmaxLabels(output: { dims: number[]; data: number[] }, labels: string[] | null): { predictions: string[]; probabilities: number[][] } {
@@ -131,10 +164,11 @@ export function predictRoutes() {
   return createRouter()
     .openapi(predict, async (c) => {
       const served = await servedModel(database(c.env), c.get('auth').tenantId, c.req.valid('param').id, c.req.valid('query').version)
-      const { result } = await serve(c, served, c.req.valid('json').instances, 'instances')
-      const output = result.outputs[0]
-      if (!output) throw new ApiError(502, 'The model returned no output', { code: 'runner_error' })
-      return c.json({ ...argmaxLabels(output, served.model.labels ?? null), model_version: served.version.version }, 200)
+      const { answers } = await serve(c, served, c.req.valid('json').instances, 'instances')
+      const labels = served.model.labels
+      const predictions = answers.map((answer) => labels?.[answer.label] ?? String(answer.label))
+      const probabilities = answers.every((answer) => answer.probabilities) ? answers.map((answer) => answer.probabilities!) : undefined
+      return c.json({ predictions, ...(probabilities ? { probabilities } : {}), model_version: served.version.version }, 200)
     })
     .openapi(infer, async (c) => {
       const body = c.req.valid('json')
@@ -156,8 +190,16 @@ export function predictRoutes() {
         })
       }
       const instances = Array.from({ length: rows ?? 0 }, (_, row) => flat.slice(row * width, row * width + width))
-      const { result } = await serve(c, served, instances, 'inputs.0.data')
+      const { result, answers, masking } = await serve(c, served, instances, 'inputs.0.data')
       const wanted = body.outputs?.map((output) => output.name)
+      // Masked, a classifier answers with its first output only, masked (one-hot
+      // for label_only): a second output (logits) would give the rest away.
+      if (masking.mode !== 'none') {
+        const first = result.outputs[0]!
+        const width = first.dims.slice(1).reduce((product, dim) => product * dim, 1)
+        const data = answers.flatMap((answer) => answer.probabilities ?? Array.from({ length: width }, (_, i) => (i === answer.label ? 1 : 0)))
+        result.outputs = [{ name: first.name, dims: first.dims, data }]
+      }
       return c.json(
         {
           model_name: served.model.name,
