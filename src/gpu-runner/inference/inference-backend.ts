@@ -18,7 +18,7 @@ export type InferenceBackend = {
   load(path: string): Promise<LoadedModel>
 }
 
-export const BACKEND_NAMES = ['auto', 'node', 'wasm'] as const
+export const BACKEND_NAMES = ['auto', 'node', 'wasm', 'webgpu'] as const
 export type BackendName = (typeof BACKEND_NAMES)[number]
 
 // The runtime's own message when a file is not a loadable model, so the edge
@@ -76,12 +76,37 @@ export function onnxruntimeWebBackend(ort: typeof import('onnxruntime-web'), rea
   }
 }
 
+// onnxruntime-web's WebGPU provider, on Dawn (the `webgpu` package) as the
+// WebGPU implementation: any GPU with Vulkan (or Metal, D3D12) drivers, or
+// SwiftShader's CPU Vulkan for tests. Refuses to start without an adapter.
+export async function onnxruntimeWebGpuBackend(readFile: (path: string) => Promise<Uint8Array>): Promise<InferenceBackend> {
+  const { create, globals } = await import('webgpu')
+  Object.assign(globalThis, globals)
+  const gpu = create([])
+  const adapter = await gpu.requestAdapter()
+  if (!adapter) throw new Error('no WebGPU adapter: this machine has no GPU driver Dawn can use (set VK_ICD_FILENAMES for SwiftShader)')
+  Object.defineProperty(globalThis, 'navigator', { value: { ...globalThis.navigator, gpu }, configurable: true })
+  const ort = await import('onnxruntime-web/webgpu')
+  return {
+    name: 'onnxruntime-web (webgpu)',
+    async load(path) {
+      const bytes = await readFile(path)
+      const session = await ort.InferenceSession.create(bytes, { executionProviders: ['webgpu'] }).catch((error: unknown) => {
+        throw new ModelLoadError(error instanceof Error ? error.message : String(error))
+      })
+      return wrap(ort as unknown as Ort, session)
+    },
+  }
+}
+
 // `auto` prefers the native runtime and falls back to wasm where its binary
-// cannot load (another platform, a missing shared library).
+// cannot load (another platform, a missing shared library). WebGPU is chosen
+// by name only.
 export async function chooseBackend(name: BackendName): Promise<InferenceBackend> {
   const { readFile } = await import('node:fs/promises')
   const loadWeb = async () => onnxruntimeWebBackend(await import('onnxruntime-web'), (path) => readFile(path))
   if (name === 'wasm') return loadWeb()
+  if (name === 'webgpu') return onnxruntimeWebGpuBackend((path) => readFile(path))
   try {
     return onnxruntimeNodeBackend(await import('onnxruntime-node'))
   } catch (error) {
