@@ -17,7 +17,7 @@ Starts a Moat runner. Settings (environment variables):
   MOAT_RUNNER_HEARTBEAT_MS           default ${RUNNER_ENV_DEFAULTS.MOAT_RUNNER_HEARTBEAT_MS}
   MOAT_RUNNER_SHUTDOWN_GRACE_MS      default ${RUNNER_ENV_DEFAULTS.MOAT_RUNNER_SHUTDOWN_GRACE_MS}
   MOAT_RUNNER_MAX_BYTES_PER_SECOND   default ${RUNNER_ENV_DEFAULTS.MOAT_RUNNER_MAX_BYTES_PER_SECOND} (unlimited); caps artifact downloads
-  MOAT_INFERENCE_BACKEND             default ${RUNNER_ENV_DEFAULTS.MOAT_INFERENCE_BACKEND}: node (onnxruntime-node), wasm (onnxruntime-web), auto (node, else wasm)
+  MOAT_INFERENCE_BACKEND             default ${RUNNER_ENV_DEFAULTS.MOAT_INFERENCE_BACKEND}: node (onnxruntime-node), wasm (onnxruntime-web), webgpu (on Dawn), auto (node, else wasm)
   MOAT_MODEL_CACHE_SIZE              default ${RUNNER_ENV_DEFAULTS.MOAT_MODEL_CACHE_SIZE} loaded models (LRU, by artifact SHA-256)
   MOAT_BATCH_MAX_ROWS                default ${RUNNER_ENV_DEFAULTS.MOAT_BATCH_MAX_ROWS} rows per dynamic batch
   MOAT_BATCH_MAX_DELAY_MS            default ${RUNNER_ENV_DEFAULTS.MOAT_BATCH_MAX_DELAY_MS} ms a batch waits for more rows
