@@ -51,14 +51,30 @@ function wrap(ort: Pick<Ort, 'Tensor'>, session: import('onnxruntime-common').In
   }
 }
 
-export function onnxruntimeNodeBackend(ort: Ort): InferenceBackend {
+// With an NVIDIA GPU (a /dev/nvidia0 device), sessions ask for the CUDA
+// provider first; where its libraries are missing, ONNX Runtime refuses the
+// session and it is made again on the CPU.
+export function onnxruntimeNodeBackend(ort: Ort, options: { cuda?: boolean } = {}): InferenceBackend {
+  let cuda = options.cuda ?? false
   return {
-    name: 'onnxruntime-node',
+    get name() {
+      return cuda ? 'onnxruntime-node (cuda)' : 'onnxruntime-node'
+    },
     async load(path) {
-      const session = await ort.InferenceSession.create(path, { executionProviders: ['cpu'] }).catch((error: unknown) => {
-        throw new ModelLoadError(error instanceof Error ? error.message : String(error))
-      })
-      return wrap(ort, session)
+      const create = (providers: string[]) =>
+        ort.InferenceSession.create(path, { executionProviders: providers }).catch((error: unknown) => {
+          throw new ModelLoadError(error instanceof Error ? error.message : String(error))
+        })
+      if (!cuda) return wrap(ort, await create(['cpu']))
+      try {
+        return wrap(ort, await create(['cuda', 'cpu']))
+      } catch {
+        // A file that fails on the CPU too is a bad file (that error is thrown);
+        // one that loads there means CUDA itself is missing.
+        const session = await create(['cpu'])
+        cuda = false
+        return wrap(ort, session)
+      }
     },
   }
 }
@@ -108,7 +124,8 @@ export async function chooseBackend(name: BackendName): Promise<InferenceBackend
   if (name === 'wasm') return loadWeb()
   if (name === 'webgpu') return onnxruntimeWebGpuBackend((path) => readFile(path))
   try {
-    return onnxruntimeNodeBackend(await import('onnxruntime-node'))
+    const { existsSync } = await import('node:fs')
+    return onnxruntimeNodeBackend(await import('onnxruntime-node'), { cuda: existsSync('/dev/nvidia0') })
   } catch (error) {
     if (name === 'node') throw error
     return loadWeb()
