@@ -144,7 +144,8 @@ async function serve(c: Context<AppEnv>, served: ServedModel, instances: unknown
   const marked = await watermarkAnswers(c.env, ticket, raw.map((probabilities, row) => ({ input: inputs[row]!, probabilities })))
   const masking = effectiveMasking(policy, ticket.masking)
   await meterUsage(c, 'predict.rows', raw.length)
-  return { result, answers: maskRows(marked, inputs, masking), masking }
+  const client = `${ticket.client.keyId}/${ticket.client.endUser ?? ''}`
+  return { result, answers: await maskRows(c.env, client, marked, inputs, masking), masking }
 }
 
 function argmaxLabels(output: { dims: number[]; data: number[] }, labels: string[] | null): { predictions: string[]; probabilities: number[][] } {
