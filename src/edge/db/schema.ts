@@ -392,3 +392,25 @@ export const watermarkQueries = sqliteTable(
   },
   (t) => [index('watermark_queries_model').on(t.tenantId, t.modelId, t.id)],
 )
+
+// Routes to a model owner's own endpoints (the protected proxy). Each target's
+// headers (credentials) are sealed; only their names are ever shown.
+export const proxyRoutes = sqliteTable(
+  'proxy_routes',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    name: text('name').notNull(),
+    kind: text('kind', { enum: ['openai', 'json-classifier'] }).notNull(),
+    targets: text('targets', { mode: 'json' })
+      .$type<{ url: string; weight: number; headerNames: string[]; sealedHeaders: string | null }[]>()
+      .notNull(),
+    strategy: text('strategy', { mode: 'json' }).$type<{ mode: 'fallback' | 'loadbalance'; on_status: number[]; timeout_ms: number; retries: number }>().notNull(),
+    probabilitiesPath: text('probabilities_path'),
+    policy: text('policy', { mode: 'json' }).$type<Record<string, unknown>>(),
+    createdAt: createdAt(),
+    updatedAt: integer('updated_at').notNull(),
+    deletedAt: integer('deleted_at'),
+  },
+  (t) => [index('proxy_routes_tenant_name').on(t.tenantId, t.name)],
+)
