@@ -300,49 +300,52 @@ function affine(arrays: Float32Array[], coefficients: Float64Array, layout: Layo
 // mergekit's generalized task arithmetic after sparsification: weighted
 // deltas, an optional sign election by the sign of their sum (ties go to +),
 // the disjoint mean over the agreeing ones, λ, and the base added back.
-// Float64 accumulators reused from chunk to chunk: allocating three per chunk
-// costs more than the arithmetic.
-let scratch = new Float64Array(0)
+// The combine loop is generated once per model count: with every delta, weight
+// and running sum in a local, the JIT keeps them in registers, which runs
+// about twice as fast as a loop over an array of arrays or per-delta passes
+// over float64 accumulators. Sums run in model order, as mergekit's do.
+type Combine = (
+  deltas: Float32Array[],
+  weights: number[],
+  base: Float32Array,
+  out: Float32Array,
+  start: number,
+  end: number,
+  normalize: boolean,
+  lambda: number,
+) => void
 
-function accumulators(length: number): [Float64Array, Float64Array, Float64Array] {
-  if (scratch.length < length * 3) scratch = new Float64Array(length * 3)
-  const views = [0, 1, 2].map((i) => scratch.subarray(i * length, (i + 1) * length).fill(0))
-  return views as [Float64Array, Float64Array, Float64Array]
+const combines = new Map<string, Combine>()
+
+function combineFor(k: number, consensus: boolean): Combine {
+  const key = `${k}:${consensus}`
+  const cached = combines.get(key)
+  if (cached) return cached
+  const m = Array.from({ length: k }, (_, i) => i)
+  const list = (item: (i: number) => string, separator: string) => m.map(item).join(separator)
+  const prologue = `const [${list((i) => `d${i}`, ', ')}] = deltas\nconst [${list((i) => `w${i}`, ', ')}] = weights\n`
+  // Zero agrees with neither sign, and a zero sum counts as +.
+  const body = consensus
+    ? `${prologue}
+      for (let i = start; i < end; i++) {
+        ${list((i) => `const x${i} = w${i} * d${i}[i]`, '\n')}
+        const sign = ${list((i) => `x${i}`, ' + ')} >= 0 ? 1 : -1
+        ${list((i) => `const a${i} = +(x${i} * sign > 0)`, '\n')}
+        const mixed = ${list((i) => `x${i} * a${i}`, ' + ')}
+        let divisor = ${list((i) => `w${i} * a${i}`, ' + ')}
+        if (divisor === 0) divisor = 1
+        out[i] = base[i] + (normalize ? mixed / divisor : mixed) * lambda
+      }`
+    : `${prologue}
+      const total = ${list((i) => `w${i}`, ' + ')}
+      const divisor = normalize ? (Math.abs(total) < 1e-8 ? 1 : total) : 1
+      for (let i = start; i < end; i++) out[i] = base[i] + ((${list((i) => `w${i} * d${i}[i]`, ' + ')}) / divisor) * lambda`
+  const combine = new Function('deltas', 'weights', 'base', 'out', 'start', 'end', 'normalize', 'lambda', body) as Combine
+  combines.set(key, combine)
+  return combine
 }
 
 function taskCombine(call: Extract<KernelCall, { op: 'taskCombine' }>): void {
   const { deltas, weights, base, out, consensus, normalize, lambda, start, end } = call
-  const length = end - start
-  // Per-array passes over float64 accumulators: simple loops the JIT compiles tightly.
-  const [mixed, sum, divisor] = accumulators(length)
-  if (!consensus) {
-    let weightSum = 0
-    for (const weight of weights) weightSum += weight
-    for (const [m, delta] of deltas.entries()) {
-      const w = weights[m]!
-      for (let j = 0, i = start; j < length; j++, i++) mixed[j] = mixed[j]! + w * delta[i]!
-    }
-    const plain = normalize ? (Math.abs(weightSum) < 1e-8 ? 1 : weightSum) : 1
-    for (let j = 0, i = start; j < length; j++, i++) out[i] = base[i]! + (mixed[j]! / plain) * lambda
-    return
-  }
-  for (const [m, delta] of deltas.entries()) {
-    const w = weights[m]!
-    for (let j = 0, i = start; j < length; j++, i++) sum[j] = sum[j]! + w * delta[i]!
-  }
-  for (const [m, delta] of deltas.entries()) {
-    const w = weights[m]!
-    for (let j = 0, i = start; j < length; j++, i++) {
-      const weighted = w * delta[i]!
-      // Branch-free: signs are random, so a branch would be mispredicted half
-      // the time. Zero agrees with neither sign; a zero sum counts as +.
-      const agrees = +(weighted * (+(sum[j]! >= 0) * 2 - 1) > 0)
-      mixed[j] = mixed[j]! + weighted * agrees
-      divisor[j] = divisor[j]! + w * agrees
-    }
-  }
-  for (let j = 0, i = start; j < length; j++, i++) {
-    const d = divisor[j] === 0 ? 1 : divisor[j]!
-    out[i] = base[i]! + (normalize ? mixed[j]! / d : mixed[j]!) * lambda
-  }
+  combineFor(deltas.length, consensus)(deltas, weights, base, out, start, end, normalize, lambda)
 }
