@@ -64,7 +64,7 @@ export function createModerationEngine(options: EngineOptions = {}): ModerationE
       const cues = cuesApply(language) ? detectCues(view) : { matches: [], features: [] }
       const named = cues.features.map(hashName)
       const words = wordSpans(folded.text)
-      const windows = windowRanges(words.length)
+      const windows = windowRanges(words.count)
 
       const scores = zeroScores()
       let injection = 0

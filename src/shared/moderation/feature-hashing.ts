@@ -21,18 +21,25 @@ export function hashName(name: string): number {
   return hashRange(CUE_SEED, name, 0, name.length)
 }
 
-export type Span = { from: number; to: number }
+// The words of folded text as [from, to) pairs, flat: word w is
+// spans[2w] to spans[2w + 1]. `count` is the number of words.
+export type WordSpans = { spans: Int32Array; count: number }
 
-export function wordSpans(folded: string): Span[] {
-  const spans: Span[] = []
+export function wordSpans(folded: string): WordSpans {
+  const spans = new Int32Array(folded.length + 2)
+  let count = 0
   let from = 0
   for (let i = 0; i <= folded.length; i++) {
     if (i === folded.length || folded.charCodeAt(i) === 32) {
-      if (i > from) spans.push({ from, to: i })
+      if (i > from) {
+        spans[count * 2] = from
+        spans[count * 2 + 1] = i
+        count++
+      }
       from = i + 1
     }
   }
-  return spans
+  return { spans, count }
 }
 
 // Appends the hashes of the n-grams of words[from, to) to `out`: words,
@@ -40,17 +47,18 @@ export function wordSpans(folded: string): Span[] {
 // (2- to 4-grams for words outside ASCII, which covers scripts written without
 // spaces and richer morphology). Every n-gram is a random read of the weight
 // table, which is most of the engine's time, so ASCII words get one size.
-export function hashNgrams(folded: string, words: readonly Span[], from: number, to: number, out: number[]): void {
+export function hashNgrams(folded: string, words: WordSpans, from: number, to: number, out: number[]): void {
   forEachNgram(folded, words, from, to, (hash) => out.push(hash))
 }
 
 // The same n-grams handed one by one to `emit`, with no array in between
 // (the engine's path); returns how many there were.
-export function forEachNgram(folded: string, words: readonly Span[], from: number, to: number, emit: (hash: number) => void): number {
+export function forEachNgram(folded: string, words: WordSpans, from: number, to: number, emit: (hash: number) => void): number {
   let previous = 0
   let count = 0
   for (let w = from; w < to; w++) {
-    const { from: start, to: end } = words[w]!
+    const start = words.spans[w * 2]!
+    const end = words.spans[w * 2 + 1]!
     const word = hashRange(WORD_SEED, folded, start, end)
     emit(word)
     count++

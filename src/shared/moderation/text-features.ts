@@ -38,7 +38,7 @@ export function extractFeatures(normalized: NormalizedText, options: FeatureOpti
   const text = normalized.folded.text
   const words = wordSpans(text)
   const cues = options.cues ? detectCues(normalized) : NO_CUES
-  const windows = windowRanges(words.length, options.maxWindows).map(([from, to]): FeatureWindow => {
+  const windows = windowRanges(words.count, options.maxWindows).map(([from, to]): FeatureWindow => {
     const hashes: number[] = []
     hashNgrams(text, words, from, to, hashes)
     return { hashes, hashWeight: ngramWeight(hashes.length) }
