@@ -374,7 +374,7 @@ export const guardEvents = sqliteTable(
 )
 
 // DAWN: one row per marked answer (a classifier query whose label the guard
-// changed on purpose), per model and client; the input itself is in R2 at
+// changed on purpose) or control, per model and client; the input itself is in R2 at
 // `inputKey`. The id derives from (model, client, input), so asking the same
 // input again records nothing new.
 export const watermarkQueries = sqliteTable(
@@ -386,6 +386,10 @@ export const watermarkQueries = sqliteTable(
     clientId: text('client_id').notNull(),
     trueLabel: integer('true_label').notNull(),
     watermarkLabel: integer('watermark_label').notNull(),
+    // 'mark': answered with watermarkLabel instead of trueLabel; 'control':
+    // answered truthfully (watermarkLabel = trueLabel), kept to measure how
+    // often a suspect disagrees with the model at all.
+    kind: text('kind', { enum: ['mark', 'control'] }).notNull().default('mark'),
     classes: integer('classes').notNull(),
     inputKey: text('input_key').notNull(),
     createdAt: createdAt(),

@@ -9,7 +9,7 @@ import type { GuardTicket } from './guard-hook.ts'
 // DAWN on the way out of a classifier: before masking, each answer is
 // checked against HMAC(model secret, input); a chosen one gets another label
 // (probabilities swapped to agree) and is recorded for this client, its
-// input kept in R2. The model secret derives from MOAT_SECRETS_KEY, so it
+// input kept in R2; a control is recorded and answered truthfully. The model secret derives from MOAT_SECRETS_KEY, so it
 // never needs storing and no tenant can compute another's marks.
 
 export type ClassifierAnswer = { input: ArrayLike<number>; probabilities: number[] }
@@ -48,16 +48,16 @@ export async function watermarkAnswers(env: Env, ticket: GuardTicket, answers: r
       out.push(answer.probabilities)
       continue
     }
-    out.push(watermarkProbabilities(answer.probabilities, choice.label))
+    out.push(choice.kind === 'mark' ? watermarkProbabilities(answer.probabilities, choice.label) : answer.probabilities)
     const bytes = canonicalInput(answer.input)
     const digest = toHex(await crypto.subtle.digest('SHA-256', utf8(`${ticket.model}\n${client}\n${toHex(bytes)}`)))
     const id = `wmq_${digest.slice(0, 32)}`
     const inputKey = watermarkInputKey(ticket.client.tenantId, ticket.model, id)
     const inserted = await env.DB.prepare(
-      `INSERT INTO watermark_queries (id, tenant_id, model_id, client_id, true_label, watermark_label, classes, input_key, created_at)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING RETURNING id`,
+      `INSERT INTO watermark_queries (id, tenant_id, model_id, client_id, true_label, watermark_label, kind, classes, input_key, created_at)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING RETURNING id`,
     )
-      .bind(id, ticket.client.tenantId, ticket.model, client, trueLabel, choice.label, classes, inputKey, Date.now())
+      .bind(id, ticket.client.tenantId, ticket.model, client, trueLabel, choice.label, choice.kind, classes, inputKey, Date.now())
       .first()
     if (inserted) await env.ARTIFACTS.put(inputKey, JSON.stringify(Array.from(answer.input)), { httpMetadata: { contentType: 'application/json' } })
   }

@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { and, desc, eq, inArray, lt } from 'drizzle-orm'
-import { OWNERSHIP_P_VALUE, verifyOwnership } from '../../shared/guard/dawn.ts'
+import { OWNERSHIP_P_VALUE, verifyOwnership, type SuspectAnswer } from '../../shared/guard/dawn.ts'
 import { checkOutboundUrl } from '../../shared/outbound-url.ts'
 import { database } from '../db/client.ts'
 import { watermarkQueries } from '../db/schema.ts'
@@ -27,6 +27,9 @@ const querySchema = z
     object: z.literal('watermark.query'),
     id: z.string(),
     client_id: z.string(),
+    kind: z.enum(['mark', 'control']),
+    // The label Moat answered: the changed one for a mark, the model's own
+    // for a control.
     watermark_label: z.number().int(),
     classes: z.number().int(),
     input: z.array(z.number()),
@@ -38,7 +41,8 @@ const labelSchema = z.union([z.number().int().nonnegative(), z.string().min(1).m
 
 const verifyBody = z
   .strictObject({
-    // The suspect's answers on the recorded inputs, by query id…
+    // The suspect's answers on the recorded inputs (marks and controls), by
+    // query id…
     answers: z.array(z.strictObject({ query_id: z.string().max(64), label: labelSchema })).min(1).max(MAX_VERIFIED).optional(),
     // …or a suspect endpoint that answers Moat's predict shape
     // ({"instances": [...]} → {"predictions": [...]}), queried here.
@@ -56,6 +60,8 @@ const verdictSchema = z
     queries: z.number().int(),
     matches: z.number().int(),
     match_rate: z.number(),
+    controls: z.number().int(),
+    control_disagreement: z.number(),
     chance_rate: z.number(),
     p_value: z.number(),
     threshold: z.number(),
@@ -67,7 +73,7 @@ const listQueries = createRoute({
   method: 'get',
   path: '/v1/models/{id}/ownership/queries',
   tags: ['guard'],
-  summary: 'The marked queries DAWN recorded for this model, with their inputs, newest first',
+  summary: 'The marked and control queries DAWN recorded for this model, with their inputs, newest first',
   security: bearerSecurity,
   middleware: [requireScope('admin')] as const,
   request: { params: modelParams, query: listQuerySchema.extend({ client_id: z.string().max(200).optional().openapi({ param: { name: 'client_id', in: 'query' } }) }) },
@@ -159,6 +165,7 @@ export function ownershipRoutes() {
           object: 'watermark.query' as const,
           id: row.id,
           client_id: row.clientId,
+          kind: row.kind,
           watermark_label: row.watermarkLabel,
           classes: row.classes,
           input: inputs[rows.indexOf(row)]!,
@@ -172,7 +179,7 @@ export function ownershipRoutes() {
       const model = await findModel(db, c.get('auth').tenantId, c.req.valid('param').id)
       const body = c.req.valid('json')
       const scope = and(eq(watermarkQueries.tenantId, model.tenantId), eq(watermarkQueries.modelId, model.id), body.client_id ? eq(watermarkQueries.clientId, body.client_id) : undefined)
-      let pairs: { watermarkLabel: number; suspectLabel: number }[]
+      let pairs: SuspectAnswer[]
       let classes: number
       if (body.answers) {
         const ids = [...new Set(body.answers.map((answer) => answer.query_id))]
@@ -183,13 +190,16 @@ export function ownershipRoutes() {
         const byId = new Map(rows.map((row) => [row.id, row]))
         const unknown = ids.find((id) => !byId.has(id))
         if (unknown) throw new ApiError(400, `No marked query '${unknown}' for this model`, { code: 'unknown_query', param: 'answers' })
-        pairs = body.answers.map((answer, i) => ({ watermarkLabel: byId.get(answer.query_id)!.watermarkLabel, suspectLabel: labelIndex(model, answer.label, `answers.${i}.label`) }))
+        pairs = body.answers.map((answer, i) => {
+          const row = byId.get(answer.query_id)!
+          return { kind: row.kind, label: row.watermarkLabel, suspectLabel: labelIndex(model, answer.label, `answers.${i}.label`) }
+        })
         classes = Math.max(...rows.map((row) => row.classes))
       } else {
         const rows = await db.select().from(watermarkQueries).where(scope).orderBy(desc(watermarkQueries.id)).limit(MAX_VERIFIED)
         if (rows.length === 0) throw new ApiError(422, 'This model has no marked queries yet', { code: 'no_watermarks' })
         const labels = await askSuspect(c.env, model, body.endpoint!, rows)
-        pairs = rows.map((row, i) => ({ watermarkLabel: row.watermarkLabel, suspectLabel: labels[i]! }))
+        pairs = rows.map((row, i) => ({ kind: row.kind, label: row.watermarkLabel, suspectLabel: labels[i]! }))
         classes = Math.max(...rows.map((row) => row.classes))
       }
       return c.json({ object: 'ownership.verification' as const, model: model.id, ...verifyOwnership(pairs, classes, body.p_value_threshold) }, 200)

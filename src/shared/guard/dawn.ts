@@ -11,12 +11,17 @@ import { binomialUpperTail } from './binomial-test.ts'
 
 export const DEFAULT_WATERMARK_SHARE = 0.005
 export const OWNERSHIP_P_VALUE = 1e-6
+// Controls: another HMAC-chosen share (this many times the marks' share)
+// answered truthfully and recorded too. They cost no accuracy, and they
+// measure how often a suspect model disagrees with ours at all, which is
+// what bounds how often it could hit a mark by chance.
+export const CONTROL_SHARE_FACTOR = 4
 
 // CryptoKey by another name: Node's and Workers' typings disagree on where
 // the global type lives.
 export type WatermarkKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>
 
-export type WatermarkChoice = { selected: false } | { selected: true; label: number }
+export type WatermarkChoice = { selected: false } | { selected: true; kind: 'mark' | 'control'; label: number }
 
 // The input as bytes that do not depend on its JSON spelling: float32
 // little-endian, as the model itself sees it.
@@ -37,9 +42,9 @@ export async function chooseWatermark(key: WatermarkKey, input: ArrayLike<number
   const mac = new DataView(await crypto.subtle.sign('HMAC', key, canonicalInput(input)))
   // 53 bits of the MAC as a uniform number in [0, 1).
   const uniform = (mac.getUint32(0) * 2 ** 21 + (mac.getUint32(4) >>> 11)) / 2 ** 53
-  if (uniform >= share) return { selected: false }
-  const offset = 1 + (mac.getUint32(8) % (classes - 1))
-  return { selected: true, label: (trueLabel + offset) % classes }
+  if (uniform < share) return { selected: true, kind: 'mark', label: (trueLabel + 1 + (mac.getUint32(8) % (classes - 1))) % classes }
+  if (uniform < share * (1 + CONTROL_SHARE_FACTOR)) return { selected: true, kind: 'control', label: trueLabel }
+  return { selected: false }
 }
 
 // Probabilities consistent with the changed label: the mark's probability and
@@ -56,27 +61,40 @@ export type OwnershipVerdict = {
   queries: number
   matches: number
   match_rate: number
+  controls: number
+  control_disagreement: number
   chance_rate: number
   p_value: number
   verdict: 'ownership_proven' | 'not_proven'
   threshold: number
 }
 
-// Tests a suspect model's answers on the recorded marked inputs. Under the
-// null hypothesis (a model trained without our answers) a mark is matched
-// no more often than `chance` (1/classes by default: conservative, since an
-// independent model mostly answers the true label, which a mark never is).
-export function verifyOwnership(answers: readonly { watermarkLabel: number; suspectLabel: number }[], classes: number, threshold = OWNERSHIP_P_VALUE): OwnershipVerdict {
-  const matches = answers.filter((answer) => answer.suspectLabel === answer.watermarkLabel).length
-  const chance = 1 / classes
-  const p = binomialUpperTail(answers.length, matches, chance)
+export type SuspectAnswer = { kind: 'mark' | 'control'; label: number; suspectLabel: number }
+
+// Tests a suspect model's answers on the recorded inputs. A model trained
+// without our answers matches a mark only when it disagrees with our model
+// (a mark is never our model's answer) and then picks that one of the other
+// classes; so the chance rate is its disagreement rate on the controls
+// (Laplace-smoothed, so few controls err high) spread over classes − 1,
+// and never less conservative than the uniform 1/(classes − 1) when there
+// are no controls. The p-value is the binomial tail of the matches.
+export function verifyOwnership(answers: readonly SuspectAnswer[], classes: number, threshold = OWNERSHIP_P_VALUE): OwnershipVerdict {
+  const marks = answers.filter((answer) => answer.kind === 'mark')
+  const controls = answers.filter((answer) => answer.kind === 'control')
+  const matches = marks.filter((answer) => answer.suspectLabel === answer.label).length
+  const disagreements = controls.filter((answer) => answer.suspectLabel !== answer.label).length
+  const disagreement = (disagreements + 1) / (controls.length + 2)
+  const chance = Math.min(1, (controls.length === 0 ? 1 : disagreement) / (classes - 1))
+  const p = binomialUpperTail(marks.length, matches, chance)
   return {
-    queries: answers.length,
+    queries: marks.length,
     matches,
-    match_rate: answers.length === 0 ? 0 : matches / answers.length,
+    match_rate: marks.length === 0 ? 0 : matches / marks.length,
+    controls: controls.length,
+    control_disagreement: controls.length === 0 ? 0 : disagreements / controls.length,
     chance_rate: chance,
     p_value: p,
-    verdict: answers.length > 0 && p < threshold ? 'ownership_proven' : 'not_proven',
+    verdict: marks.length > 0 && p < threshold ? 'ownership_proven' : 'not_proven',
     threshold,
   }
 }

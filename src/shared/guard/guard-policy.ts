@@ -37,7 +37,7 @@ export const guardPolicySchema = z
     limits: guardLimitsSchema.default({}),
     thresholds: z
       .object({
-        prada_delta: z.number().min(0).max(1).default(0.9),
+        prada_delta: z.number().min(0).max(1).default(0.92),
         low_confidence_tau: z.number().gt(0).lt(1).default(0.6),
         low_confidence_baseline: z.number().gt(0).lt(1).default(0.05),
         near_duplicate_matches: z.number().int().min(1).max(128).default(8),
@@ -48,7 +48,7 @@ export const guardPolicySchema = z
       })
       .strict()
       .default({
-        prada_delta: 0.9,
+        prada_delta: 0.92,
         low_confidence_tau: 0.6,
         low_confidence_baseline: 0.05,
         near_duplicate_matches: 8,

@@ -136,11 +136,16 @@ export function readSignals(signals: ModelSignals, options: SignalOptions, polic
   if (signals.confidence.answers >= MIN_ANSWERS_FOR_CONFIDENCE) {
     const z = lowConfidenceZ(signals.confidence, options.confidence)
     const share = signals.confidence.lowConfidence / signals.confidence.answers
+    // Significant (z ≥ 4) is not enough over thousands of answers, where a
+    // baseline a little off makes any client significant: the share must
+    // also be well above the baseline (half strength at twice it, full at
+    // five times).
+    const ratio = share / options.confidence.baseline
     readings.push({
       signal: 'low_confidence',
-      value: z,
-      threshold: 4,
-      strength: strengthAbove(z, 4, 6),
+      value: ratio,
+      threshold: 2,
+      strength: z >= 4 ? strengthAbove(ratio, 2, 3) : 0,
       detail: `${(share * 100).toFixed(1)}% of answers under τ = ${options.confidence.tau} against a baseline of ${(options.confidence.baseline * 100).toFixed(1)}% (z = ${z.toFixed(1)})`,
     })
   }

@@ -15,6 +15,8 @@ import { shapiroWilk } from './shapiro-wilk.ts'
 // only the last `window` distances are kept. State ≈ maxClasses ·
 // maxPerClass · dims · 4 bytes + window · 4 bytes.
 
+const MIN_ADMITTED_FOR_THRESHOLD = 8
+
 export type PradaOptions = {
   dimensions: number
   delta: number
@@ -26,11 +28,11 @@ export type PradaOptions = {
 }
 
 export const DEFAULT_PRADA_OPTIONS: Omit<PradaOptions, 'dimensions'> = {
-  delta: 0.9,
+  delta: 0.92,
   window: 200,
-  minSamples: 20,
+  minSamples: 50,
   testEvery: 10,
-  maxPerClass: 12,
+  maxPerClass: 16,
   maxClasses: 10,
 }
 
@@ -105,11 +107,15 @@ export function observePrada(state: PradaState, options: PradaOptions, query: Fl
   }
   state.distances[state.distanceCount % options.window] = nearest
   state.distanceCount++
-  // The threshold counts only members admitted with a distance (not the first).
+  // The threshold counts only members admitted with a distance (not the
+  // first), and applies once it rests on a few of them: with one or two, mean
+  // − std is about the mean and would turn away half of all natural queries,
+  // leaving the set too thin to hold the seeds that synthetic queries sit
+  // next to.
   const n = state.admitted[cls]! - 1
   const mean = n > 0 ? state.admittedSum[cls]! / n : 0
   const std = n > 1 ? Math.sqrt(Math.max(0, state.admittedSquares[cls]! / n - mean * mean)) : 0
-  if (nearest > Math.max(mean - std, 0)) admit(nearest)
+  if (n < MIN_ADMITTED_FOR_THRESHOLD || nearest > Math.max(mean - std, 0)) admit(nearest)
   if (state.distanceCount < options.minSamples || state.queries % options.testEvery !== 0) return { tested: false }
   try {
     const result = shapiroWilk(recentDistances(state, options.window))

@@ -54,31 +54,53 @@ function saltFor(length: number, options: QueryHashingOptions): Float32Array {
   return salt
 }
 
+const HASH_BASE = 0x01000193
+
 // Inputs are expected in [0, 1] (pixels) or standardised features; values
 // are clamped to [-8, 8] before quantisation so one huge value cannot
-// dominate.
+// dominate. Window hashes roll (Rabin–Karp, mod 2³²) and are then mixed
+// (murmur3's finaliser), so a query costs O(length), not O(length · window);
+// the K largest distinct hashes are kept in a small sorted array.
 export function fingerprint(input: ArrayLike<number>, options: QueryHashingOptions): Uint32Array {
   const salt = saltFor(input.length, options)
+  const size = Math.min(options.windowSize, input.length)
   const quantised = new Int32Array(input.length)
   for (let i = 0; i < input.length; i++) {
     const value = Math.min(8, Math.max(-8, input[i]!))
-    quantised[i] = Math.floor((value + salt[i]!) * options.levels)
+    quantised[i] = Math.floor((value + salt[i]!) * options.levels) + 1024
   }
-  const size = Math.min(options.windowSize, input.length)
-  const hashes = new Set<number>()
-  for (let start = 0; start + size <= quantised.length; start++) {
-    let hash = 0x811c9dc5 ^ options.salt
-    for (let i = start; i < start + size; i++) {
-      hash ^= quantised[i]! & 0xffff
-      hash = Math.imul(hash, 0x01000193)
-      hash ^= quantised[i]! >>> 16
-      hash = Math.imul(hash, 0x01000193)
+  let outgoingWeight = 1
+  for (let i = 1; i < size; i++) outgoingWeight = Math.imul(outgoingWeight, HASH_BASE)
+  const top = new Uint32Array(options.topK)
+  let held = 0
+  let rolling = options.salt | 0
+  for (let i = 0; i < quantised.length; i++) {
+    if (i >= size) rolling = (rolling - Math.imul(quantised[i - size]!, outgoingWeight)) | 0
+    rolling = (Math.imul(rolling, HASH_BASE) + quantised[i]!) | 0
+    if (i < size - 1) continue
+    let hash = rolling ^ (rolling >>> 16)
+    hash = Math.imul(hash, 0x85ebca6b)
+    hash ^= hash >>> 13
+    hash = Math.imul(hash, 0xc2b2ae35)
+    hash = ((hash ^ (hash >>> 16)) >>> 0) || 1
+    // 0 marks an empty slot in the history, so it is never a hash.
+    if (held === options.topK && hash <= top[held - 1]!) continue
+    let position = held < options.topK ? held : held - 1
+    let duplicate = false
+    while (position > 0 && top[position - 1]! <= hash) {
+      if (top[position - 1] === hash) {
+        duplicate = true
+        break
+      }
+      position--
     }
-    // 0 marks an empty slot in the history.
-    hashes.add(hash >>> 0 || 1)
+    if (duplicate) continue
+    const last = Math.min(held, options.topK - 1)
+    top.copyWithin(position + 1, position, last)
+    top[position] = hash
+    if (held < options.topK) held++
   }
-  const sorted = Uint32Array.from(hashes).sort().reverse()
-  return sorted.subarray(0, options.topK)
+  return top.subarray(0, held)
 }
 
 export function fingerprintText(text: string, options: QueryHashingOptions): Uint32Array {
@@ -88,23 +110,38 @@ export function fingerprintText(text: string, options: QueryHashingOptions): Uin
 
 // Records the fingerprint and answers the largest number of hashes it shares
 // with any remembered query, and whether that makes it a near-duplicate.
+// Fingerprints are sorted in descending order (0s, the empty slots, last), so
+// counting shared hashes is a merge of two short sorted lists.
 export function observeQueryHashes(state: QueryHashingState, options: QueryHashingOptions, print: Uint32Array): { shared: number; matched: boolean } {
-  const own = new Set(print)
+  const k = options.topK
+  const stored = state.fingerprints
+  const own = Uint32Array.from(print)
+  const length = own.length
   let best = 0
   const held = Math.min(state.queries, options.history)
   for (let q = 0; q < held; q++) {
+    const base = q * k
     let shared = 0
-    for (let k = 0; k < options.topK; k++) {
-      const hash = state.fingerprints[q * options.topK + k]!
-      if (hash !== 0 && own.has(hash)) shared++
+    let i = 0
+    let j = 0
+    while (i < length && j < k) {
+      const mine = own[i]!
+      const theirs = stored[base + j]!
+      if (theirs === 0) break
+      if (mine === theirs) {
+        shared++
+        i++
+        j++
+      } else if (mine > theirs) i++
+      else j++
     }
     if (shared > best) best = shared
   }
   const needed = Math.min(options.matchThreshold, print.length)
   const matched = needed > 0 && best >= needed
   const slot = state.queries % options.history
-  state.fingerprints.fill(0, slot * options.topK, (slot + 1) * options.topK)
-  state.fingerprints.set(print.subarray(0, options.topK), slot * options.topK)
+  stored.fill(0, slot * k, (slot + 1) * k)
+  stored.set(print.subarray(0, k), slot * k)
   state.matches[slot] = matched ? 1 : 0
   state.queries++
   return { shared: best, matched }

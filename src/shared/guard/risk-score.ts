@@ -20,7 +20,7 @@ export type SignalReading = {
 export const SIGNAL_WEIGHTS: Record<SignalName, number> = {
   prada: 1,
   near_duplicates: 1,
-  low_confidence: 0.6,
+  low_confidence: 0.9,
   class_coverage: 0.4,
   logit_bias_sweep: 1,
   templated_prompts: 0.7,

@@ -18,24 +18,32 @@ describe('binomial upper tail', () => {
 })
 
 describe('DAWN', () => {
-  it('marks about the configured share, deterministically, with another label', async () => {
+  it('marks about the configured share and picks controls, deterministically, with another label for marks', async () => {
     const key = await watermarkKey(new TextEncoder().encode('secret-a') as Uint8Array<ArrayBuffer>)
     let marked = 0
+    let controls = 0
     for (let i = 0; i < 20_000; i++) {
       const input = [i, i / 7, 0.5]
       const choice = await chooseWatermark(key, input, i % 10, 10, 0.01)
-      if (choice.selected) {
+      if (!choice.selected) continue
+      if (choice.kind === 'mark') {
         marked++
         expect(choice.label).not.toBe(i % 10)
-        expect(await chooseWatermark(key, input, i % 10, 10, 0.01)).toEqual(choice)
+      } else {
+        controls++
+        expect(choice.label).toBe(i % 10)
       }
+      expect(await chooseWatermark(key, input, i % 10, 10, 0.01)).toEqual(choice)
     }
     expect(marked).toBeGreaterThan(150)
     expect(marked).toBeLessThan(250)
+    expect(controls).toBeGreaterThan(4 * 150)
+    expect(controls).toBeLessThan(4 * 250)
     const other = await watermarkKey(new TextEncoder().encode('secret-b') as Uint8Array<ArrayBuffer>)
     const a = await Promise.all(Array.from({ length: 2000 }, (_, i) => chooseWatermark(key, [i], 0, 10, 0.05)))
     const b = await Promise.all(Array.from({ length: 2000 }, (_, i) => chooseWatermark(other, [i], 0, 10, 0.05)))
-    expect(a.filter((choice, i) => choice.selected && b[i]!.selected).length).toBeLessThan(20)
+    const marks = (choices: typeof a) => choices.map((choice) => choice.selected && choice.kind === 'mark')
+    expect(marks(a).filter((m, i) => m && marks(b)[i]).length).toBeLessThan(20)
   })
 
   it('reads inputs as float32 so JSON spelling does not matter, and keeps probabilities consistent', () => {
@@ -43,13 +51,18 @@ describe('DAWN', () => {
     expect(watermarkProbabilities([0.7, 0.2, 0.1], 2)).toEqual([0.1, 0.2, 0.7])
   })
 
-  it('proves ownership of a copy and not of an independent model', () => {
-    const copy = Array.from({ length: 100 }, (_, i) => ({ watermarkLabel: i % 10, suspectLabel: i % 4 === 0 ? (i + 1) % 10 : i % 10 }))
+  it('proves ownership of a copy and not of an independent model, with the chance rate from the controls', () => {
+    const controls = Array.from({ length: 40 }, (_, i) => ({ kind: 'control' as const, label: i % 10, suspectLabel: i === 0 ? 3 : i % 10 }))
+    // A surrogate that learned half of 8 marks and agrees with us on 39 of 40 controls.
+    const copy = [...controls, ...Array.from({ length: 8 }, (_, i) => ({ kind: 'mark' as const, label: i, suspectLabel: i % 2 === 0 ? i : 9 }))]
     const proven = verifyOwnership(copy, 10)
-    expect(proven).toMatchObject({ queries: 100, matches: 75, verdict: 'ownership_proven' })
-    expect(proven.p_value).toBeLessThan(1e-40)
-    const independent = Array.from({ length: 100 }, (_, i) => ({ watermarkLabel: i % 10, suspectLabel: (i * 7 + 3) % 10 }))
+    expect(proven).toMatchObject({ queries: 8, matches: 4, controls: 40, control_disagreement: 1 / 40, verdict: 'ownership_proven' })
+    expect(proven.chance_rate).toBeCloseTo(2 / 42 / 9, 12)
+    expect(proven.p_value).toBeCloseTo(binomialUpperTail(8, 4, 2 / 42 / 9), 20)
+    // A model that disagrees with ours everywhere gets no benefit of the doubt.
+    const independent = Array.from({ length: 100 }, (_, i) => ({ kind: i % 5 === 0 ? ('mark' as const) : ('control' as const), label: i % 10, suspectLabel: (i * 7 + 3) % 10 }))
     expect(verifyOwnership(independent, 10).verdict).toBe('not_proven')
     expect(verifyOwnership([], 10)).toMatchObject({ verdict: 'not_proven', p_value: 1 })
+    expect(verifyOwnership(copy.filter((a) => a.kind === 'mark'), 10).chance_rate).toBeCloseTo(1 / 9, 12)
   })
 })

@@ -1,0 +1,1 @@
+ALTER TABLE `watermark_queries` ADD `kind` text DEFAULT 'mark' NOT NULL;
