@@ -129,14 +129,17 @@ for (let c = 0; c < 20; c++) {
 console.log(`  ${flagged} of 20 clients left 'observe'; highest risk any benign client reached: ${highest.toFixed(3)}`)
 
 // Benign accuracy the guard costs: DAWN's marks (a benign client's answers
-// are otherwise untouched unless it is flagged).
-let benignMarked = 0
+// are otherwise untouched unless it is flagged), measured on the test digits.
 await markAll(digits.test.images)
-for (const x of digits.test.images) {
+let benignMarked = 0
+let guardedCorrect = 0
+digits.test.images.forEach((x, i) => {
   const choice = pendingMarks.get(x)
-  if (choice?.selected && choice.kind === 'mark') benignMarked++
-}
-const benignCost = (benignMarked / digits.test.images.length) * victimAccuracy
+  const marked = choice?.selected === true && choice.kind === 'mark'
+  if (marked) benignMarked++
+  if ((marked ? choice.label : argmax(predict(victim, x))) === digits.test.labels[i]) guardedCorrect++
+})
+const benignCost = victimAccuracy - guardedCorrect / digits.test.images.length
 
 console.log('\nthieves\' surrogates (784-64-10, 8 epochs): test accuracy / fidelity to the victim, per masking mode; DAWN verdict on the marks they got')
 const probabilityThieves = attacks.filter((attack) => attack.name.startsWith('Knockoff') || attack.name.startsWith('blended') || attack.name.startsWith('uniform'))
@@ -160,7 +163,7 @@ for (const attack of [...probabilityThieves, attacks[0]!, attacks[4]!]) {
   }
   console.log(`  ${attack.name}\n    ${cells.join('\n    ')}`)
 }
-console.log(`\nbenign accuracy cost of the recommended policy: ${((benignCost) * 100).toFixed(2)} points (DAWN marks ${benignMarked} of ${digits.test.images.length} answers; no benign client was degraded: ${flagged === 0})`)
+console.log(`\nbenign accuracy cost of the recommended policy: ${(benignCost * 100).toFixed(2)} points measured (DAWN marked ${benignMarked} of ${digits.test.images.length} test answers), ${(policy.watermark_share * victimAccuracy * 100).toFixed(2)} expected; benign clients degraded: ${flagged}`)
 const sorted = [...cpu].sort((a, b) => a - b)
 console.log(`guard CPU per query (detectors + risk + ladder, in-process, this machine): median ${(sorted[Math.floor(sorted.length / 2)]! * 1000).toFixed(1)} µs, worst client ${(sorted[sorted.length - 1]! * 1000).toFixed(1)} µs`)
 console.log(`guard state per client and model (encoded as stored): at most ${Math.max(...bytes)} bytes`)

@@ -17,6 +17,7 @@ import { createTemplateState, DEFAULT_TEMPLATE_OPTIONS, dominantTemplateShare, o
 export const PROJECTION_DIMENSIONS = 32
 const MIN_ANSWERS_FOR_CONFIDENCE = 50
 const MIN_ANSWERS_FOR_COVERAGE = 100
+const LOW_CONFIDENCE_MIN_Z = 6
 
 export type ModelSignals = {
   kind: 'classifier' | 'llm'
@@ -112,86 +113,61 @@ export function observeLlmRequest(signals: ModelSignals, options: SignalOptions,
   observeQueryHashes(signals.hashing, options.hashing, fingerprintText(observation.prompt, options.hashing))
 }
 
+// Detail text is written only for signals that count (strength > 0): this
+// runs on every answer, and formatting numbers is most of its cost.
+function reading(signal: SignalReading['signal'], value: number, threshold: number, strength: number, detail: () => string): SignalReading {
+  return { signal, value, threshold, strength, detail: strength > 0 ? detail() : '' }
+}
+
 export function readSignals(signals: ModelSignals, options: SignalOptions, policy: GuardPolicy): SignalReading[] {
   const t = policy.thresholds
   const readings: SignalReading[] = []
   const prada = signals.prada
-  if (prada?.lastW != null) {
-    readings.push({
-      signal: 'prada',
-      value: prada.lastW,
-      threshold: t.prada_delta,
-      strength: strengthBelow(prada.lastW, t.prada_delta, 0.05),
-      detail: `Shapiro–Wilk W = ${prada.lastW.toFixed(3)} (p = ${prada.lastP!.toExponential(2)}) over the last ${Math.min(prada.distanceCount, options.prada.window)} minimum distances`,
-    })
+  const w = prada?.lastW ?? null
+  if (prada && w !== null) {
+    readings.push(reading('prada', w, t.prada_delta, strengthBelow(w, t.prada_delta, 0.05), () =>
+      `Shapiro–Wilk W = ${w.toFixed(3)} (p = ${prada.lastP!.toExponential(2)}) over the last ${Math.min(prada.distanceCount, options.prada.window)} minimum distances`))
   }
   const matches = recentMatches(signals.hashing)
-  readings.push({
-    signal: 'near_duplicates',
-    value: matches,
-    threshold: t.near_duplicate_matches,
-    strength: strengthAbove(matches, t.near_duplicate_matches, t.near_duplicate_matches),
-    detail: `${matches} of the last ${Math.min(signals.hashing.queries, options.hashing.history)} queries nearly repeat an earlier one`,
-  })
+  readings.push(reading('near_duplicates', matches, t.near_duplicate_matches, strengthAbove(matches, t.near_duplicate_matches, t.near_duplicate_matches), () =>
+    `${matches} of the last ${Math.min(signals.hashing.queries, options.hashing.history)} queries nearly repeat an earlier one`))
   if (signals.confidence.answers >= MIN_ANSWERS_FOR_CONFIDENCE) {
     const z = lowConfidenceZ(signals.confidence, options.confidence)
     const share = signals.confidence.lowConfidence / signals.confidence.answers
-    // Significant (z ≥ 4) is not enough over thousands of answers, where a
-    // baseline a little off makes any client significant: the share must
-    // also be well above the baseline (half strength at twice it, full at
-    // five times).
+    // Two gates: significance (z ≥ 6, since the test reruns after every
+    // answer and a benign client's first few dozen answers fluctuate), and
+    // size, since over thousands of answers a baseline a little off makes
+    // any client significant: the share must be well above the baseline
+    // (half strength at twice it, full at five times).
     const ratio = share / options.confidence.baseline
-    readings.push({
-      signal: 'low_confidence',
-      value: ratio,
-      threshold: 2,
-      strength: z >= 4 ? strengthAbove(ratio, 2, 3) : 0,
-      detail: `${(share * 100).toFixed(1)}% of answers under τ = ${options.confidence.tau} against a baseline of ${(options.confidence.baseline * 100).toFixed(1)}% (z = ${z.toFixed(1)})`,
-    })
+    readings.push(reading('low_confidence', ratio, 2, z >= LOW_CONFIDENCE_MIN_Z ? strengthAbove(ratio, 2, 3) : 0, () =>
+      `${(share * 100).toFixed(1)}% of answers under τ = ${options.confidence.tau} against a baseline of ${(options.confidence.baseline * 100).toFixed(1)}% (z = ${z.toFixed(1)})`))
   }
   let answers = 0
   for (const count of signals.confidence.classCounts) answers += count
   if (signals.kind === 'classifier' && answers >= MIN_ANSWERS_FOR_COVERAGE && signals.classes >= 2) {
     const entropy = classCoverageEntropy(signals.confidence, signals.classes)
-    readings.push({
-      signal: 'class_coverage',
-      value: entropy,
-      threshold: t.coverage_entropy,
-      strength: strengthBelow(entropy, t.coverage_entropy, t.coverage_entropy),
-      detail: `class-coverage entropy ${entropy.toFixed(2)} of 1 over ${answers} answers`,
-    })
+    readings.push(reading('class_coverage', entropy, t.coverage_entropy, strengthBelow(entropy, t.coverage_entropy, t.coverage_entropy), () =>
+      `class-coverage entropy ${entropy.toFixed(2)} of 1 over ${answers} answers`))
   }
-  if (signals.logitBias && signals.logitBias.biasedRequests > 0) {
-    const distinct = signals.logitBias.tokenIds.length
+  const bias = signals.logitBias
+  if (bias && bias.biasedRequests > 0) {
+    const distinct = bias.tokenIds.length
     // Asking for logprobs with the bias is what reads the logits out.
-    const reading = signals.logitBias.biasedWithLogprobs > 0 ? distinct * 2 : distinct
-    readings.push({
-      signal: 'logit_bias_sweep',
-      value: distinct,
-      threshold: t.logit_bias_distinct_tokens,
-      strength: strengthAbove(reading, t.logit_bias_distinct_tokens, t.logit_bias_distinct_tokens),
-      detail: `${distinct} distinct token ids biased over ${signals.logitBias.biasedRequests} requests, ${signals.logitBias.biasedWithLogprobs} of them with logprobs`,
-    })
+    const measure = bias.biasedWithLogprobs > 0 ? distinct * 2 : distinct
+    readings.push(reading('logit_bias_sweep', distinct, t.logit_bias_distinct_tokens, strengthAbove(measure, t.logit_bias_distinct_tokens, t.logit_bias_distinct_tokens), () =>
+      `${distinct} distinct token ids biased over ${bias.biasedRequests} requests, ${bias.biasedWithLogprobs} of them with logprobs`))
   }
   if (signals.templates) {
     const share = dominantTemplateShare(signals.templates, DEFAULT_TEMPLATE_OPTIONS)
-    readings.push({
-      signal: 'templated_prompts',
-      value: share,
-      threshold: t.template_share,
-      strength: strengthAbove(share, t.template_share, Math.max(1 - t.template_share, 0.05)),
-      detail: `${(share * 100).toFixed(0)}% of the last prompts share one template`,
-    })
+    readings.push(reading('templated_prompts', share, t.template_share, strengthAbove(share, t.template_share, Math.max(1 - t.template_share, 0.05)), () =>
+      `${(share * 100).toFixed(0)}% of the last prompts share one template`))
   }
   return readings
 }
 
 export function readVolume(volume: import('./volume-anomaly.ts').VolumeState, policy: GuardPolicy, z: number): SignalReading {
-  return {
-    signal: 'volume',
-    value: z,
-    threshold: policy.thresholds.volume_z,
-    strength: strengthAbove(z, policy.thresholds.volume_z, policy.thresholds.volume_z),
-    detail: `${volume.count} requests this minute against a baseline of ${volume.mean.toFixed(1)} (z = ${z.toFixed(1)})`,
-  }
+  const threshold = policy.thresholds.volume_z
+  return reading('volume', z, threshold, strengthAbove(z, threshold, threshold), () =>
+    `${volume.count} requests this minute against a baseline of ${volume.mean.toFixed(1)} (z = ${z.toFixed(1)})`)
 }
