@@ -195,6 +195,38 @@ describe('extraction detection and actions', () => {
   })
 })
 
+describe('LLM routes', () => {
+  it('blocks a logit_bias sweep that reads logprobs, and not a client with ordinary prompts', async () => {
+    const tenant = await createTenant()
+    const sweeper = await createKey(tenant)
+    const llm = (prompt: string, logitBias?: Record<string, number>): Step => ({
+      before: { model: 'r/gpt', kind: 'llm', tokens: 20 },
+      after: () => ({ tokens: 20, report: { kind: 'llm', prompt, ...(logitBias ? { logitBias, logprobs: true } : {}) } }),
+    })
+    let blockedAt = -1
+    for (let i = 0; i < 60 && blockedAt < 0; i++) {
+      const res = await run(sweeper, llm(`Say one word. (${i})`, { [String(1000 + 2 * i)]: 100, [String(1001 + 2 * i)]: 100 }))
+      if (res.status === 403) blockedAt = i
+    }
+    // The sweep (2 new ids a call, with logprobs) and its rigid template
+    // together: blocked once 32 prompts show the template.
+    expect(blockedAt).toBeGreaterThanOrEqual(25)
+    expect(blockedAt).toBeLessThanOrEqual(51)
+    const events = await json(await call('/v1/guard/events', { key: tenant.adminKey }))
+    const signals = events.data.flatMap((event: { signals: { signal: string }[] }) => event.signals.map((reading) => reading.signal))
+    expect(signals).toContain('logit_bias_sweep')
+    expect(signals).toContain('templated_prompts')
+
+    const ordinary = await createKey(tenant)
+    const words = ['why', 'does', 'the', 'sky', 'look', 'blue', 'how', 'do', 'I', 'bake', 'bread', 'write', 'a', 'poem', 'about', 'cats', 'explain', 'tcp', 'slow', 'start', 'in', 'Oslo', 'weather', 'tea']
+    const random = seededRandom(5)
+    for (let i = 0; i < 40; i++) {
+      const prompt = Array.from({ length: 10 + (i % 6) }, () => words[Math.floor(random() * words.length)]).join(' ')
+      expect((await run(ordinary, llm(prompt))).status).toBe(200)
+    }
+  })
+})
+
 describe('guard failures and bad input', () => {
   const broken = { ...env, CLIENT_GUARD: { idFromName: env.CLIENT_GUARD.idFromName.bind(env.CLIENT_GUARD), get: () => ({ admit: () => Promise.reject(new Error('object down')) }) } } as unknown as Env
 
