@@ -105,7 +105,7 @@ describe('bin/moat.js', () => {
       })
       await waitFor(() => edge.registrations.length > 0, 10_000, 'the runner to register')
       runnerPid = jsonLines(output.stderr).find((line) => line.msg === 'runner listening')?.pid as number | undefined
-      expect(edge.registrations[0]).toMatchObject({ runner_id: 'runner-cli', job_types: ['verify_artifact', 'merge'] })
+      expect(edge.registrations[0]).toMatchObject({ runner_id: 'runner-cli', job_types: ['verify_artifact', 'merge', 'batch_inference'] })
 
       child.kill('SIGTERM')
       const run = await done

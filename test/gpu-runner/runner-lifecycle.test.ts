@@ -50,7 +50,7 @@ describe('runner lifecycle', () => {
         url: runner.url,
         capacity: 3,
         in_flight: 0,
-        job_types: ['verify_artifact', 'merge'],
+        job_types: ['verify_artifact', 'merge', 'batch_inference'],
         running: [],
       })
       expect(runner.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
