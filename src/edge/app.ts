@@ -19,6 +19,9 @@ import { modelFileRoutes } from './routes/model-files.ts'
 import { modelRoutes } from './routes/models.ts'
 import { ownershipRoutes } from './routes/ownership.ts'
 import { predictRoutes } from './routes/predict.ts'
+import { chatCompletionRoutes } from './routes/chat-completions.ts'
+import { proxyPassthroughRoutes } from './routes/proxy-passthrough.ts'
+import { proxyRouteRoutes } from './routes/proxy-routes.ts'
 import { moderationPolicyRoutes } from './routes/moderation-policies.ts'
 import { moderationRoutes } from './routes/moderations.ts'
 import { uploadRoutes } from './routes/uploads.ts'
@@ -64,6 +67,9 @@ export function createApp() {
   app.route('/', modelRoutes())
   app.route('/', modelFileRoutes())
   app.route('/', predictRoutes())
+  app.route('/', proxyRouteRoutes())
+  app.route('/', chatCompletionRoutes())
+  app.route('/', proxyPassthroughRoutes())
   app.route('/', uploadRoutes())
   app.route('/', jobRoutes())
   app.route('/', mergeRoutes())

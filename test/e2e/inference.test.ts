@@ -92,9 +92,10 @@ describe('hosted inference, end to end', () => {
     )
     for (const runner of stack.runners) await runner.kill()
     await stack.startRunner()
-    // The killed runner may still look alive to the edge for a few seconds.
+    // The killed runner may still look alive to the edge for a few seconds
+    // (its TTL is 3 s, longer on a busy machine).
     let res = await client.call(`/v1/models/${modelId}/predict`, { body: { instances: digitRows([0]) } })
-    for (let i = 0; i < 40 && res.status !== 409; i++) {
+    for (let i = 0; i < 160 && res.status !== 409; i++) {
       await new Promise((resolve) => setTimeout(resolve, 250))
       res = await client.call(`/v1/models/${modelId}/predict`, { body: { instances: digitRows([0]) } })
     }

@@ -1,0 +1,249 @@
+import { Hono, type Context } from 'hono'
+import { hardenChatRequest, logprobPolicySchema, roundLogprobs } from '../../shared/proxy/logprob-policy.ts'
+import { createSseReader, type SseEvent } from '../../shared/proxy/sse-reader.ts'
+import type { GuardPolicyInput } from '../../shared/guard/guard-policy.ts'
+import { database } from '../db/client.ts'
+import type { AppEnv } from '../env.ts'
+import { ApiError } from '../errors.ts'
+import { guardAfter, guardBefore, type GuardTicket } from '../guard/guard-hook.ts'
+import { requireScope } from '../middleware/auth.ts'
+import { callUpstream, upstreamError, type UpstreamAnswer } from '../proxy/call-upstream.ts'
+import { blockedCategories, proxyModerator, type ProxyModerator } from '../proxy/proxy-moderation.ts'
+import { routePolicySchema, type RoutePolicy } from '../proxy/route-config.ts'
+import { findRoute } from '../proxy/route-store.ts'
+import { meterUsage } from '../usage/meter-usage.ts'
+
+// POST /v1/chat/completions with `model: "<route>/<upstream model>"`: an
+// OpenAI-compatible passthrough to a model owner's endpoint, with input and
+// output moderation, logprob hardening, the guard and token metering.
+
+type ChatBody = Record<string, unknown> & { model: string; messages: unknown[]; stream?: boolean }
+
+const UPSTREAM_HEADER = 'x-moat-upstream'
+
+function messageTexts(messages: unknown[]): { texts: string[]; set: (index: number, text: string) => void } {
+  const slots: { text: string; write: (text: string) => void }[] = []
+  for (const message of messages) {
+    const content = (message as { content?: unknown } | null)?.content
+    if (typeof content === 'string') slots.push({ text: content, write: (text) => ((message as { content: string }).content = text) })
+    else if (Array.isArray(content)) {
+      for (const part of content as { type?: string; text?: unknown }[]) {
+        if (part?.type === 'text' && typeof part.text === 'string') slots.push({ text: part.text, write: (text) => (part.text = text) })
+      }
+    }
+  }
+  return { texts: slots.map((slot) => slot.text), set: (index, text) => slots[index]!.write(text) }
+}
+
+async function readBody(c: Context<AppEnv>): Promise<ChatBody> {
+  let body: unknown
+  try {
+    body = await c.req.json()
+  } catch {
+    throw new ApiError(400, 'Malformed JSON body', { code: 'invalid_json' })
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ApiError(400, 'The body must be a JSON object', { code: 'invalid_value' })
+  const { model, messages } = body as Partial<ChatBody>
+  if (typeof model !== 'string' || !model.includes('/')) {
+    throw new ApiError(400, "'model' must be '<route>/<upstream model>'", { code: 'invalid_value', param: 'model' })
+  }
+  if (!Array.isArray(messages) || messages.length === 0) throw new ApiError(400, "'messages' must be a non-empty array", { code: 'invalid_value', param: 'messages' })
+  return body as ChatBody
+}
+
+// Input moderation: a block refuses the request (400 naming the categories);
+// a redaction rewrites the text before it leaves.
+function moderateInput(moderator: ProxyModerator, body: ChatBody): string | null {
+  if (!moderator.policy.input) return null
+  const { texts, set } = messageTexts(body.messages)
+  let verdict: string | null = null
+  for (const [index, text] of texts.entries()) {
+    const result = moderator.check(text)
+    if (result.moat.action === 'block') {
+      throw new ApiError(400, `The input was blocked by the moderation policy (${blockedCategories(result).join(', ') || 'blocklist'})`, {
+        code: 'content_filter',
+        param: 'messages',
+      })
+    }
+    if (result.moat.action === 'redact' && result.moat.redacted !== undefined) set(index, result.moat.redacted)
+    if (result.flagged) verdict = 'flagged'
+  }
+  return verdict
+}
+
+async function meterTokens(c: Context<AppEnv>, usage: unknown): Promise<{ prompt: number; completion: number }> {
+  const prompt = Number((usage as { prompt_tokens?: unknown } | null)?.prompt_tokens ?? 0)
+  const completion = Number((usage as { completion_tokens?: unknown } | null)?.completion_tokens ?? 0)
+  if (Number.isInteger(prompt) && prompt > 0) await meterUsage(c, 'tokens.input', prompt)
+  if (Number.isInteger(completion) && completion > 0) await meterUsage(c, 'tokens.output', completion)
+  return { prompt: Number.isInteger(prompt) ? prompt : 0, completion: Number.isInteger(completion) ? completion : 0 }
+}
+
+async function answerWhole(c: Context<AppEnv>, answer: UpstreamAnswer, policy: RoutePolicy, moderator: ProxyModerator, finish: (tokens: number) => Promise<void>) {
+  const completion = (await answer.response.json().catch(() => null)) as { choices?: { message?: { content?: unknown }; finish_reason?: string }[]; usage?: unknown } | null
+  if (!completion) throw new ApiError(502, 'The upstream answered with something that is not JSON', { code: 'upstream_error' })
+  if (moderator.policy.output) {
+    for (const choice of completion.choices ?? []) {
+      const text = choice.message?.content
+      if (typeof text !== 'string') continue
+      const result = moderator.check(text)
+      if (result.moat.action === 'block') {
+        choice.message!.content = null
+        choice.finish_reason = 'content_filter'
+      } else if (result.moat.action === 'redact' && result.moat.redacted !== undefined) choice.message!.content = result.moat.redacted
+    }
+  }
+  roundLogprobs(completion, (policy.logprobs ?? logprobPolicySchema.parse({})).round_decimals)
+  const tokens = await meterTokens(c, completion.usage)
+  await finish(tokens.prompt + tokens.completion)
+  return c.json(completion, 200, { [UPSTREAM_HEADER]: String(answer.target) })
+}
+
+// Streams the answer back while holding `stream_window_chars` of text: each
+// time that much has gathered, everything so far is moderated; a block ends
+// the stream with a `content_filter` finish, and what was held is never sent.
+function answerStream(c: Context<AppEnv>, answer: UpstreamAnswer, policy: RoutePolicy, moderator: ProxyModerator, clientWantsUsage: boolean, finish: (tokens: number) => Promise<void>) {
+  const decimals = (policy.logprobs ?? logprobPolicySchema.parse({})).round_decimals
+  const encoder = new TextEncoder()
+  const reader = createSseReader()
+  let text = ''
+  let held: string[] = []
+  let heldChars = 0
+  let blocked = false
+  let last: { id?: string; created?: number; model?: string } = {}
+  let tokens = 0
+  const upstream = answer.response.body!.pipeThrough(new TextDecoderStream()).getReader()
+
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
+  const writer = writable.getWriter()
+  const send = (text: string) => writer.write(encoder.encode(text))
+
+  const release = async () => {
+    for (const event of held) await send(event)
+    held = []
+    heldChars = 0
+  }
+  const checkpoint = async (): Promise<boolean> => {
+    if (moderator.policy.output && moderator.check(text).moat.action === 'block') {
+      blocked = true
+      const stop = { id: last.id, object: 'chat.completion.chunk', created: last.created, model: last.model, choices: [{ index: 0, delta: {}, finish_reason: 'content_filter' }] }
+      await send(`data: ${JSON.stringify(stop)}\n\ndata: [DONE]\n\n`)
+      return false
+    }
+    await release()
+    return true
+  }
+  const handle = async (event: SseEvent) => {
+    if (event.data === null || event.data === '[DONE]') return
+    let chunk: { id?: string; created?: number; model?: string; choices?: { delta?: { content?: unknown } }[]; usage?: unknown }
+    try {
+      chunk = JSON.parse(event.data)
+    } catch {
+      return
+    }
+    last = { id: chunk.id, created: chunk.created, model: chunk.model }
+    if (chunk.usage) {
+      const metered = await meterTokens(c, chunk.usage)
+      tokens = metered.prompt + metered.completion
+      if (!clientWantsUsage && (chunk.choices?.length ?? 0) === 0) return
+    }
+    roundLogprobs(chunk, decimals)
+    const delta = (chunk.choices ?? []).map((choice) => (typeof choice.delta?.content === 'string' ? choice.delta.content : '')).join('')
+    text += delta
+    held.push(`data: ${JSON.stringify(chunk)}\n\n`)
+    heldChars += delta.length
+    if (heldChars >= policy.stream_window_chars) await checkpoint()
+  }
+
+  // Runs after the response has started; the request stays alive until it ends.
+  const pump = async () => {
+    try {
+      for (;;) {
+        const next = await upstream.read()
+        if (next.done) break
+        for (const event of reader.push(next.value)) {
+          await handle(event)
+          if (blocked) break
+        }
+        if (blocked) break
+      }
+      if (blocked) await upstream.cancel()
+      else {
+        for (const event of reader.rest()) await handle(event)
+        if (!blocked && (await checkpoint())) await send('data: [DONE]\n\n')
+      }
+      await writer.close()
+    } catch (error) {
+      await writer.abort(error).catch(() => undefined)
+      await upstream.cancel().catch(() => undefined)
+    } finally {
+      await finish(tokens)
+    }
+  }
+  c.executionCtx.waitUntil(pump())
+  return new Response(readable, {
+    headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', [UPSTREAM_HEADER]: String(answer.target) },
+  })
+}
+
+export function chatCompletionRoutes() {
+  const app = new Hono<AppEnv>()
+  app.post('/v1/chat/completions', requireScope('inference'), async (c) => {
+    const body = await readBody(c)
+    const slash = body.model.indexOf('/')
+    const routeName = body.model.slice(0, slash)
+    const upstreamModel = body.model.slice(slash + 1)
+    const tenantId = c.get('auth').tenantId
+    const route = await findRoute(database(c.env), tenantId, { name: routeName }).catch(() => {
+      throw new ApiError(404, `No route named '${routeName}'`, { code: 'model_not_found', param: 'model' })
+    })
+    if (route.kind !== 'openai') throw new ApiError(400, `Route '${routeName}' is a ${route.kind} route`, { code: 'invalid_value', param: 'model' })
+    const policy = routePolicySchema.parse(route.policy ?? {})
+    const violation = hardenChatRequest(body, policy.logprobs ?? logprobPolicySchema.parse({}))
+    if (violation) throw new ApiError(400, violation.message, { code: violation.code, param: violation.param })
+    const moderator = await proxyModerator(c.env, tenantId, policy.moderation)
+    const inputVerdict = moderateInput(moderator, body)
+
+    const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? 0)
+    const ticket: GuardTicket = await guardBefore(c, {
+      model: `${route.name}/${upstreamModel}`,
+      kind: 'llm',
+      policy: policy.guard as GuardPolicyInput | undefined,
+      tokens: Number.isInteger(maxTokens) && maxTokens > 0 ? maxTokens : 0,
+    })
+    const report = {
+      kind: 'llm' as const,
+      prompt: messageTexts(body.messages).texts.join('\n'),
+      ...(body.logit_bias && typeof body.logit_bias === 'object' ? { logitBias: body.logit_bias as Record<string, number> } : {}),
+      logprobs: body.logprobs === true,
+    }
+    let settled = false
+    const finish = async (tokens: number) => {
+      if (settled) return
+      settled = true
+      await guardAfter(c, ticket, { tokens, report })
+    }
+
+    const clientWantsUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true
+    body.model = upstreamModel
+    if (body.stream === true) body.stream_options = { ...(body.stream_options as object | undefined), include_usage: true }
+    let answer: UpstreamAnswer
+    try {
+      answer = await callUpstream(c.env, route, {
+        path: '/chat/completions',
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: body.stream === true ? 'text/event-stream' : 'application/json' },
+        body: JSON.stringify(body),
+      })
+      if (!answer.response.ok) throw await upstreamError(answer)
+    } catch (error) {
+      await guardAfter(c, ticket, null)
+      settled = true
+      throw error
+    }
+    if (inputVerdict) c.header('x-moat-moderation', inputVerdict)
+    if (body.stream === true && answer.response.body) return answerStream(c, answer, policy, moderator, clientWantsUsage, finish)
+    return answerWhole(c, answer, policy, moderator, finish)
+  })
+  return app
+}
