@@ -90,7 +90,7 @@ async function rankBounds(
   chunks: Range[],
   positions: number[],
   knownHighs?: Uint32Array[],
-): Promise<{ bits: number; position: number; offsets: number[]; equals: number[] }[]> {
+): Promise<{ bits: number; position: number; offsets: number[] }[]> {
   const highs = knownHighs ?? ((await runChunks(runner, chunks, (range) => ({ op: 'histHigh', ...range, array }))) as Uint32Array[])
   const merged = new Float64Array(65536)
   for (const counts of highs) for (let b = 0; b < 65536; b++) merged[b]! += counts[b]!
@@ -115,7 +115,7 @@ async function rankBounds(
       offset += counts[low]!
       return at
     })
-    bounds.push({ bits: ((high << 16) | low) >>> 0, position, offsets, equals: lows.map((counts) => counts[low]!) })
+    bounds.push({ bits: ((high << 16) | low) >>> 0, position, offsets })
   }
   return bounds
 }
@@ -128,7 +128,7 @@ async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: numb
   const chunks = elementChunks(n)
   if (hi < lo) {
     // No |value| has bits above 0x7fffffff, so every element falls below this bound.
-    const none: RankBound = { bits: 0x80000000, position: 0, offset: 0, equal: 0 }
+    const none: RankBound = { bits: 0x80000000, position: 0, offset: 0 }
     return sumPairs(await runChunks(runner, chunks, (range) => ({ op: 'rankMask', ...range, array, lo: none, hi: null })), 2)
   }
   const positions = [...(lo > 0 ? [lo] : []), ...(hi < n - 1 ? [hi] : [])]
@@ -136,7 +136,7 @@ async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: numb
   const loBound = lo > 0 ? bounds[0]! : null
   const hiBound = hi < n - 1 ? bounds.at(-1)! : null
   const pick = (bound: typeof loBound, index: number): RankBound | null =>
-    bound ? { bits: bound.bits, position: bound.position, offset: bound.offsets[index]!, equal: bound.equals[index]! } : null
+    bound ? { bits: bound.bits, position: bound.position, offset: bound.offsets[index]! } : null
   return sumPairs(
     await runChunks(runner, chunks, (range, index) => ({ op: 'rankMask', ...range, array, lo: pick(loBound, index), hi: pick(hiBound, index) })),
     2,

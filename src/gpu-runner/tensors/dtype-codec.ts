@@ -76,7 +76,9 @@ export function decodeToFloat32(dtype: ReadableFloatDtype, bytes: Uint8Array, ou
       return
     }
     case 'BF16': {
-      const bits = new Uint32Array(out.buffer, out.byteOffset + outOffset * 4, bytes.byteLength / 2)
+      // Int32, not Uint32: `h << 16` is a signed 32-bit value, and storing it
+      // into a Uint32Array made every element a slow conversion.
+      const bits = new Int32Array(out.buffer, out.byteOffset + outOffset * 4, bytes.byteLength / 2)
       if (LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) {
         const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bits.length)
         for (let i = 0; i < bits.length; i++) bits[i] = halves[i]! << 16

@@ -36,8 +36,8 @@ export type KernelCall =
 
 // The bound of a kept rank range: elements whose |value| bits are `bits` hold
 // ascending stable positions `offset`, `offset + 1`, … in this chunk, in index
-// order (`equal` of them); `position` is the first (lo) or last (hi) position kept.
-export type RankBound = { bits: number; offset: number; equal: number; position: number }
+// order; `position` is the first (lo) or last (hi) position kept.
+export type RankBound = { bits: number; offset: number; position: number }
 
 export type KernelResult = null | number[] | Uint32Array | Float64Array
 
@@ -76,13 +76,26 @@ function sub({ start, end, array, base }: Extract<KernelCall, { op: 'sub' }>): n
 
 // The task vector and the first histogram of its magnitudes in one pass.
 function subHistHigh({ start, end, array, base }: Extract<KernelCall, { op: 'subHistHigh' }>): Uint32Array {
-  const counts = new Uint32Array(65536)
   const bits = new Int32Array(array.buffer, array.byteOffset, array.length)
+  const counts = interleavedCounts()
   for (let i = start; i < end; i++) {
     array[i] = array[i]! - base[i]!
-    counts[(bits[i]! & 0x7fffffff) >>> 16]!++
+    counts[((i & 3) << 16) | ((bits[i]! & 0x7fffffff) >>> 16)]!++
   }
-  return counts
+  return foldCounts(counts)
+}
+
+// Four histograms side by side, element i counting into the (i mod 4)th:
+// neighbouring values often share a bin (bf16 inputs have few distinct
+// values), and one counter incremented back to back stalls on itself.
+function interleavedCounts(): Uint32Array {
+  return new Uint32Array(4 << 16)
+}
+
+function foldCounts(counts: Uint32Array): Uint32Array {
+  const out = counts.slice(0, 65536)
+  for (let lane = 1; lane < 4; lane++) for (let b = 0; b < 65536; b++) out[b]! += counts[(lane << 16) | b]!
+  return out
 }
 
 // Elements [start, end) of `values` into `out`, whose first byte holds element `first`.
@@ -92,19 +105,21 @@ function encode({ start, end, values, dtype, out, first }: Extract<KernelCall, {
   return null
 }
 
+// Exponent bits all ones is NaN or ±Inf; counted without a branch.
 function nonFinite({ start, end, arrays }: Extract<KernelCall, { op: 'nonFinite' }>): number[] {
   return arrays.map((array) => {
+    const bits = new Int32Array(array.buffer, array.byteOffset, array.length)
     let count = 0
-    for (let i = start; i < end; i++) if (!Number.isFinite(array[i]!)) count++
+    for (let i = start; i < end; i++) count += ((bits[i]! & 0x7f800000) + 0x800000) >>> 31
     return count
   })
 }
 
 function histHigh({ start, end, array }: Extract<KernelCall, { op: 'histHigh' }>): Uint32Array {
-  const counts = new Uint32Array(65536)
+  const counts = interleavedCounts()
   const bits = new Int32Array(array.buffer, array.byteOffset, array.length)
-  for (let i = start; i < end; i++) counts[(bits[i]! & 0x7fffffff) >>> 16]!++
-  return counts
+  for (let i = start; i < end; i++) counts[((i & 3) << 16) | ((bits[i]! & 0x7fffffff) >>> 16)]!++
+  return foldCounts(counts)
 }
 
 function histLow({ start, end, array, high }: Extract<KernelCall, { op: 'histLow' }>): Uint32Array {
@@ -117,42 +132,30 @@ function histLow({ start, end, array, high }: Extract<KernelCall, { op: 'histLow
   return counts
 }
 
-// TIES's hottest loop. A chunk holding no value equal to a bound (almost
-// every chunk) takes a branch-free loop: (x - y) >>> 31 is 1 exactly when
-// x < y for these 31-bit values, a comparison the JIT cannot make a branch.
-// Only a chunk with equal values needs their running positions.
+// TIES's hottest loop, branch-free but for values equal to a bound (which
+// take their running position): (x - y) >>> 31 is 1 exactly when x < y for
+// these 31-bit values, a comparison the JIT cannot turn into a branch. An
+// absent bound is one no value can equal.
 function rankMask({ start, end, array, lo, hi }: Extract<KernelCall, { op: 'rankMask' }>): number[] {
   const bits = new Int32Array(array.buffer, array.byteOffset, array.length)
-  if ((!lo || lo.equal === 0) && (!hi || hi.equal === 0)) {
-    const loBits = lo ? lo.bits : -1
-    const hiBits = hi ? hi.bits : 0x80000000
-    let before = 0
-    let after = 0
-    for (let i = start; i < end; i++) {
-      const b = bits[i]! & 0x7fffffff
-      const keep = ((loBits - b) >>> 31) & ((b - hiBits) >>> 31)
-      const x = array[i]!
-      const magnitude = Math.abs(x)
-      before += magnitude
-      after += magnitude * keep
-      array[i] = x * keep
-    }
-    return [before, after]
-  }
+  const loBits = lo ? lo.bits : -1
+  const hiBits = hi ? hi.bits : 0x80000000
+  const loPosition = lo ? lo.position : 0
+  const hiPosition = hi ? hi.position : 0
   let seenLo = lo ? lo.offset : 0
   let seenHi = hi ? hi.offset : 0
   let before = 0
   let after = 0
   for (let i = start; i < end; i++) {
     const b = bits[i]! & 0x7fffffff
-    let keep = true
-    if (lo) keep = b > lo.bits || (b === lo.bits && seenLo++ >= lo.position)
-    if (hi && (b > hi.bits || (b === hi.bits && seenHi++ > hi.position))) keep = false
+    let keep = ((loBits - b) >>> 31) & ((b - hiBits) >>> 31)
+    if (b === loBits) keep = (seenLo++ >= loPosition ? 1 : 0) & (b === hiBits ? (seenHi++ <= hiPosition ? 1 : 0) : (b - hiBits) >>> 31)
+    else if (b === hiBits) keep = ((loBits - b) >>> 31) & (seenHi++ <= hiPosition ? 1 : 0)
     const x = array[i]!
     const magnitude = Math.abs(x)
     before += magnitude
-    if (keep) after += magnitude
-    else array[i] = x * 0
+    after += magnitude * keep
+    array[i] = x * keep
   }
   return [before, after]
 }
