@@ -162,8 +162,9 @@ describe('extraction detection and actions', () => {
     expect(clients.data[0]).toMatchObject({ id: keyId, action: 'block' })
     expect(clients.data[0].risk).toBeGreaterThanOrEqual(0.85)
     expect(clients.data[0].state_bytes).toBeLessThan(64 * 1024)
-    const alerts = await env.DB.prepare(`SELECT event_type FROM webhook_deliveries WHERE tenant_id = ?1`).bind(tenant.tenantId).all<{ event_type: string }>()
-    expect(alerts.results.map((row) => row.event_type)).toContain('guard.alert')
+    const alerts = await env.DB.prepare(`SELECT event_type, payload FROM webhook_deliveries WHERE tenant_id = ?1`).bind(tenant.tenantId).all<{ event_type: string; payload: string }>()
+    const alert = alerts.results.find((row) => row.event_type === 'guard.alert')!
+    expect(JSON.parse(alert.payload).data).toMatchObject({ client_id: keyId, action: 'block', previous_action: 'observe', explanation: expect.stringMatching(/^\w+ \d+%: /) })
 
     const reset = await call(`/v1/guard/clients/${keyId}/reset`, { method: 'POST', key: tenant.adminKey })
     expect(await json(reset)).toMatchObject({ action: 'observe', risk: 0, signals: [] })

@@ -1,7 +1,7 @@
 import { DurableObject } from 'cloudflare:workers'
 import { actionForRisk, actionRank, mergeGuardPolicies, resolveGuardPolicy, type GuardAction, type GuardPolicy, type GuardPolicyInput } from '../../shared/guard/guard-policy.ts'
 import { createModelSignals, observeClassifierQuery, observeLlmRequest, readSignals, readVolume, signalOptions, type ModelSignals } from '../../shared/guard/model-signals.ts'
-import { riskScore, type SignalReading } from '../../shared/guard/risk-score.ts'
+import { explainRisk, riskScore, type SignalReading } from '../../shared/guard/risk-score.ts'
 import { hashString } from '../../shared/guard/seeded-random.ts'
 import { decodeState, encodeState } from '../../shared/guard/state-codec.ts'
 import { giveBack, take, type TokenBucket } from '../../shared/guard/token-bucket.ts'
@@ -376,6 +376,7 @@ export class ClientGuard extends DurableObject<Env> {
         previous_action: previous,
         risk: this.meta.risk,
         signals: this.meta.signals,
+        explanation: explainRisk({ score: this.meta.risk, signals: this.meta.signals }),
       },
     })
   }

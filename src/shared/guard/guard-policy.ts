@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { DEFAULT_WATERMARK_SHARE } from './dawn.ts'
 import { MASKING_MODES, type MaskingMode } from '../masking/mask-probabilities.ts'
 
 // The guard's part of a policy (API.md: `guard:{...thresholds, actions}` and
@@ -70,7 +71,7 @@ export const guardPolicySchema = z
     // DAWN: the share of classifier answers whose label is deliberately
     // changed and recorded, to prove later that a model was trained on them
     // (0 turns it off).
-    watermark_share: z.number().min(0).max(0.1).default(0.005),
+    watermark_share: z.number().min(0).max(0.1).default(DEFAULT_WATERMARK_SHARE),
   })
   .strict()
 

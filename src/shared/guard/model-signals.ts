@@ -61,22 +61,6 @@ export function createModelSignals(kind: ModelSignals['kind'], options: SignalOp
   }
 }
 
-// A classifier instance as a flat list of finite numbers, or null when it is
-// not one (nested arrays are flattened row-major, as the model sees them).
-export function flattenInstance(instance: unknown, limit = 1 << 20): Float64Array | null {
-  const out: number[] = []
-  const walk = (value: unknown): boolean => {
-    if (typeof value === 'number') {
-      if (!Number.isFinite(value) || out.length >= limit) return false
-      out.push(value)
-      return true
-    }
-    return Array.isArray(value) && value.every(walk)
-  }
-  if (!walk(instance) || out.length === 0) return null
-  return Float64Array.from(out)
-}
-
 export type ClassifierObservation = {
   input: ArrayLike<number>
   // The model's full answer before masking (what the client could have

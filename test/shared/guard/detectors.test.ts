@@ -89,6 +89,23 @@ describe('PRADA', () => {
   })
 })
 
+describe('a client’s signals for one model', () => {
+  it('feeds PRADA only inputs of the size it first saw, and still counts the answers', async () => {
+    const { createModelSignals, observeClassifierQuery, readSignals, signalOptions } = await import('../../../src/shared/guard/model-signals.ts')
+    const policy = resolveGuardPolicy()
+    const options = signalOptions(policy, 1)
+    const signals = createModelSignals('classifier', options)
+    observeClassifierQuery(signals, options, { input: vector(64), probabilities: [0.9, 0.1] })
+    observeClassifierQuery(signals, options, { input: vector(10), probabilities: [0.2, 0.8] })
+    observeClassifierQuery(signals, options, { input: vector(64), label: 1 })
+    expect(signals.inputDimensions).toBe(64)
+    expect(signals.prada!.queries).toBe(2)
+    expect(signals.confidence.answers).toBe(2)
+    expect(Array.from(signals.confidence.classCounts.subarray(0, 2))).toEqual([1, 2])
+    expect(readSignals(signals, options, policy).map((reading) => reading.signal)).toEqual(['near_duplicates'])
+  })
+})
+
 describe('near-duplicate query hashing', () => {
   it('matches small variations of one input and not unrelated inputs', () => {
     const options = DEFAULT_QUERY_HASHING_OPTIONS
