@@ -171,7 +171,7 @@ describe('extraction detection and actions', () => {
     expect((await run(key, { before: classify() })).status).toBe(200)
     const after = await json(await call('/v1/guard/events', { key: tenant.adminKey }))
     expect(after.data[0]).toMatchObject({ type: 'reset', previous_action: 'block', action: 'observe' })
-  })
+  }, 30_000)
 
   it('degrades a client with one strong signal to the policy’s masking mode, and leaves natural traffic alone', async () => {
     const tenant = await createTenant()
@@ -193,7 +193,7 @@ describe('extraction detection and actions', () => {
       masking = (await json(res)).masking
     }
     expect(masking).toBe('top_k')
-  })
+  }, 30_000)
 })
 
 describe('LLM routes', () => {
@@ -225,7 +225,7 @@ describe('LLM routes', () => {
       const prompt = Array.from({ length: 10 + (i % 6) }, () => words[Math.floor(random() * words.length)]).join(' ')
       expect((await run(ordinary, llm(prompt))).status).toBe(200)
     }
-  })
+  }, 30_000)
 })
 
 describe('guard failures and bad input', () => {

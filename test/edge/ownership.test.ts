@@ -91,7 +91,7 @@ describe('DAWN watermarking and ownership verification', () => {
     // A model trained on its own answers the true labels.
     const honest = listed.data.map((q: Recorded) => ({ query_id: q.id, label: classify(q.input).indexOf(0.85) }))
     expect(await json(await call(`/v1/models/${modelId}/ownership/verify`, { key: tenant.adminKey, body: { answers: honest } }))).toMatchObject({ matches: 0, verdict: 'not_proven' })
-  })
+  }, 30_000)
 
   it('queries a suspect endpoint on the recorded inputs', async () => {
     const tenant = await createTenant()
@@ -114,7 +114,7 @@ describe('DAWN watermarking and ownership verification', () => {
     const marks = recorded.filter((q) => q.kind === 'mark').length
     expect(verdict).toMatchObject({ verdict: 'ownership_proven', queries: marks, matches: marks, controls: recorded.length - marks, control_disagreement: 0 })
     expect(asked.every((header) => header === 's')).toBe(true)
-  })
+  }, 30_000)
 
   it('refuses bad requests', async () => {
     const tenant = await createTenant()

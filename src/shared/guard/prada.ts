@@ -105,6 +105,9 @@ export function observePrada(state: PradaState, options: PradaOptions, query: Fl
     admit(0)
     return { tested: false }
   }
+  // An exact repeat (a retry, a cache miss) teaches the client nothing new
+  // and is no probe: it is left out of the distribution.
+  if (nearest === 0) return { tested: false }
   state.distances[state.distanceCount % options.window] = nearest
   state.distanceCount++
   // The threshold counts only members admitted with a distance (not the

@@ -7,7 +7,9 @@ import { hashString, seededRandom } from './seeded-random.ts'
 // hashed, and the K largest distinct hashes are the query's fingerprint.
 // Two queries that share at least `matchThreshold` of their K hashes are
 // near-duplicates. Boundary searches and label-only membership floods send
-// many small variations of one input; natural traffic rarely repeats.
+// many small variations of one input; natural traffic rarely repeats. An
+// exact repeat (every hash shared) is a retry, not a probe, and is not
+// counted.
 //
 // Bounds: the fingerprints of the last `history` queries (history × K ×
 // 4 bytes) and a ring of match flags over the last `history` queries.
@@ -135,7 +137,7 @@ export function observeQueryHashes(state: QueryHashingState, options: QueryHashi
       } else if (mine > theirs) i++
       else j++
     }
-    if (shared > best) best = shared
+    if (shared > best && shared < length) best = shared
   }
   const needed = Math.min(options.matchThreshold, print.length)
   const matched = needed > 0 && best >= needed
