@@ -86,12 +86,21 @@ describe('hosted inference, end to end', () => {
   it('refuses to serve a model whose probe answers changed', async () => {
     // Rewrite the recorded probe answers, as if the artifact had been swapped, then
     // let a fresh runner (empty cache) load the model.
-    execFileSync(
-      process.execPath,
-      [join(ROOT, 'node_modules/wrangler/bin/wrangler.js'), 'd1', 'execute', 'DB', '--local', '--persist-to', join(stack.dir, 'edge'), '--command',
-        `UPDATE model_versions SET probe = json_set(probe, '$.outputs.probabilities[0]', 0.5) WHERE model_id = '${modelId}'`],
-      { env: { ...process.env, ...QUIET_WRANGLER_ENV }, stdio: 'pipe' },
-    )
+    // wrangler dev holds the database; the write waits its turn (SQLITE_BUSY).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        execFileSync(
+          process.execPath,
+          [join(ROOT, 'node_modules/wrangler/bin/wrangler.js'), 'd1', 'execute', 'DB', '--local', '--persist-to', join(stack.dir, 'edge'), '--command',
+            `UPDATE model_versions SET probe = json_set(probe, '$.outputs.probabilities[0]', 0.5) WHERE model_id = '${modelId}'`],
+          { env: { ...process.env, ...QUIET_WRANGLER_ENV }, stdio: 'pipe' },
+        )
+        break
+      } catch (error) {
+        if (attempt === 20 || !String(error).includes('SQLITE_BUSY')) throw error
+        await new Promise((resolve) => setTimeout(resolve, 500))
+      }
+    }
     for (const runner of stack.runners) await runner.kill()
     await stack.startRunner()
     // The killed runner may still look alive to the edge for a few seconds

@@ -60,7 +60,7 @@ describe('usage events', () => {
   it('meters uploaded bytes', async () => {
     const tenant = await createTenant()
     const sent = vi.spyOn(env.USAGE, 'send')
-    const model = await json(await call('/v1/models', { key: tenant.adminKey, body: { name: 'b', format: 'onnx', task: 'classification' } }))
+    const model = await json(await call('/v1/models', { key: tenant.adminKey, body: { name: 'b', format: 'safetensors', task: 'causal-lm' } }))
     await call(`/v1/models/${model.id}/versions/1/artifact`, { method: 'PUT', key: tenant.adminKey, raw: new Uint8Array(777) })
     await vi.waitFor(() => expect(sent.mock.calls.some(([e]) => e.meter === 'artifacts.bytes' && e.value === 777)).toBe(true))
   })
