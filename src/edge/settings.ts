@@ -13,14 +13,14 @@ export type EdgeSettings = {
   predictMaxRows: number
   outbound: OutboundUrlPolicy
   // Fault injection for resilience tests: the share of usage batches whose
-  // consumer crashes after writing and before acknowledging. Always 0 in
-  // production.
+  // first delivery crashes after writing and before acknowledging (1: every
+  // batch is written, crashes and is delivered again). Always 0 in production.
   chaosUsageFailureRate: number
 }
 
 function fraction(value: string | undefined): number {
   const parsed = Number(value)
-  return Number.isFinite(parsed) && parsed > 0 && parsed < 1 ? parsed : 0
+  return Number.isFinite(parsed) && parsed > 0 && parsed <= 1 ? parsed : 0
 }
 
 function positiveInt(value: string | undefined, fallback: number): number {

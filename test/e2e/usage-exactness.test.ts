@@ -4,9 +4,9 @@ import { startStack, tenantClient, waitFor, type Stack } from './stack.ts'
 let stack: Stack
 
 beforeAll(async () => {
-  // A third of the usage batches crash after writing and are redelivered
-  // (a batch exhausting its 11 deliveries this way: about 2 in a million).
-  stack = await startStack({ MOAT_CHAOS_USAGE_FAILURE_RATE: '0.3' })
+  // Every usage batch is written, crashes before it is acknowledged, and is
+  // delivered again.
+  stack = await startStack({ MOAT_CHAOS_USAGE_FAILURE_RATE: '1' })
 })
 
 afterAll(async () => {

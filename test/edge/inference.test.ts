@@ -156,7 +156,8 @@ describe('predict and infer', () => {
 
   it('masks answers as the model’s policy says, on both protocols', async () => {
     const tenant = await createTenant()
-    const id = await servedModel(tenant, { masking: { mode: 'label_only' } })
+    // DAWN off: a marked answer would change the label these checks expect.
+    const id = await servedModel(tenant, { masking: { mode: 'label_only' }, guard: { watermark_share: 0 } })
     await aliveRunner()
     fakeRunner()
     const predicted = await json(await call(`/v1/models/${id}/predict`, { key: tenant.adminKey, body: { instances: [[1, 2, 3, 4], [5, 6, 7, 8]] } }))
@@ -165,7 +166,7 @@ describe('predict and infer', () => {
       await call(`/v2/models/${id}/infer`, { key: tenant.adminKey, body: { inputs: [{ name: 'pixels', shape: [1, 4], datatype: 'FP32', data: [0, 1, 2, 3] }] } }),
     )
     expect(inferred.outputs).toEqual([{ name: 'probabilities', datatype: 'FP32', shape: [1, 3], data: [0, 0, 1] }])
-    const rounded = await servedModel(tenant, { masking: { mode: 'round', decimals: 0 } })
+    const rounded = await servedModel(tenant, { masking: { mode: 'round', decimals: 0 }, guard: { watermark_share: 0 } })
     await aliveRunner()
     fakeRunner()
     const coarse = await json(await call(`/v1/models/${rounded}/predict`, { key: tenant.adminKey, body: { instances: [[1, 2, 3, 4]] } }))

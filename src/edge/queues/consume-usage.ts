@@ -16,7 +16,8 @@ export async function consumeUsageBatch(batch: MessageBatch<unknown>, env: Env):
     else await recordDeadLetter(env, batch.queue, message)
   }
   await recordUsageEvents(env, events)
-  if (Math.random() < readSettings(env).chaosUsageFailureRate) {
+  const firstDelivery = batch.messages.every((message) => message.attempts === 1)
+  if (firstDelivery && Math.random() < readSettings(env).chaosUsageFailureRate) {
     throw new Error('chaos: the usage consumer crashed after writing, before acknowledging')
   }
   batch.ackAll()
