@@ -418,3 +418,22 @@ export const proxyRoutes = sqliteTable(
   },
   (t) => [index('proxy_routes_tenant_name').on(t.tenantId, t.name)],
 )
+
+// What moderation flagged on proxied traffic: categories and the action
+// taken, never the text itself (it may hold personal data).
+export const moderationEvents = sqliteTable(
+  'moderation_events',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    keyId: text('key_id'),
+    source: text('source').notNull(),
+    direction: text('direction', { enum: ['input', 'output'] }).notNull(),
+    action: text('action').notNull(),
+    categories: text('categories', { mode: 'json' }).$type<string[]>().notNull(),
+    scores: text('scores', { mode: 'json' }).$type<Record<string, number>>().notNull(),
+    requestId: text('request_id').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('moderation_events_tenant_time').on(t.tenantId, t.createdAt)],
+)
