@@ -22,6 +22,7 @@ import { predictRoutes } from './routes/predict.ts'
 import { chatCompletionRoutes } from './routes/chat-completions.ts'
 import { proxyPassthroughRoutes } from './routes/proxy-passthrough.ts'
 import { proxyRouteRoutes } from './routes/proxy-routes.ts'
+import { moderationEventRoutes } from './routes/moderation-events.ts'
 import { moderationPolicyRoutes } from './routes/moderation-policies.ts'
 import { moderationRoutes } from './routes/moderations.ts'
 import { uploadRoutes } from './routes/uploads.ts'
@@ -70,6 +71,7 @@ export function createApp() {
   app.route('/', proxyRouteRoutes())
   app.route('/', chatCompletionRoutes())
   app.route('/', proxyPassthroughRoutes())
+  app.route('/', moderationEventRoutes())
   app.route('/', uploadRoutes())
   app.route('/', jobRoutes())
   app.route('/', mergeRoutes())

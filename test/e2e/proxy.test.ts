@@ -106,6 +106,17 @@ describe('the protected proxy', () => {
     expect(harmful.events.at(-1)).toBe('[DONE]')
   })
 
+  it('records what moderation flagged, without the text', async () => {
+    const events = await waitFor('moderation events', async () => {
+      const res = await client.call('/v1/moderation/events')
+      const directions = new Set(res.body.data.map((event: { direction: string }) => event.direction))
+      return directions.has('input') && directions.has('output') ? res.body.data : undefined
+    })
+    const blockedInput = events.find((event: { direction: string; action: string }) => event.direction === 'input' && event.action === 'block')
+    expect(blockedInput).toMatchObject({ source: 'owner', categories: expect.arrayContaining(['violence']) })
+    expect(JSON.stringify(events)).not.toContain('kill')
+  })
+
   it('retries an overloaded upstream, times out a slow one with 504, and keeps upstream errors in the envelope', async () => {
     const retried = await chat({ model: 'owner/flaky', messages: [{ role: 'user', content: 'Could you try that again for me?' }] })
     expect(retried.status).toBe(200)

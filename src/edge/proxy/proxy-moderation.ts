@@ -1,3 +1,4 @@
+import { createId } from '../../shared/ids.ts'
 import { OMNI_CATEGORIES } from '../../shared/moderation/categories.ts'
 import { compileLists, decide, type ModerationResult } from '../../shared/moderation/decide.ts'
 import { resolvePolicy, type ModerationPolicy, type ResolvedPolicy } from '../../shared/moderation/policy.ts'
@@ -26,4 +27,27 @@ export function blockedCategories(result: ModerationResult): string[] {
   return Object.entries(result.categories)
     .filter(([, flagged]) => flagged)
     .map(([category]) => category)
+}
+
+// Keeps what moderation flagged, observed or acted on (observe mode included),
+// off the response path: categories, scores and action, never the text.
+export function recordModeration(
+  c: import('hono').Context<import('../env.ts').AppEnv>,
+  input: { source: string; direction: 'input' | 'output'; result: ModerationResult },
+): boolean {
+  const { result } = input
+  const categories = [...new Set([...blockedCategories(result), ...result.moat.observed])]
+  if (!result.flagged && result.moat.action === 'allow' && categories.length === 0) return false
+  const auth = c.get('auth')
+  const scores = Object.fromEntries(categories.map((category) => [category, result.category_scores[category] ?? 0]))
+  c.executionCtx.waitUntil(
+    c.env.DB.prepare(
+      `INSERT INTO moderation_events (id, tenant_id, key_id, source, direction, action, categories, scores, request_id, created_at)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`,
+    )
+      .bind(createId('modev'), auth.tenantId, auth.keyId, input.source, input.direction, result.moat.action, JSON.stringify(categories), JSON.stringify(scores), c.get('requestId'), Date.now())
+      .run()
+      .catch(() => undefined),
+  )
+  return true
 }

@@ -8,7 +8,7 @@ import { ApiError } from '../errors.ts'
 import { guardAfter, guardBefore, type GuardTicket } from '../guard/guard-hook.ts'
 import { requireScope } from '../middleware/auth.ts'
 import { callUpstream, upstreamError, type UpstreamAnswer } from '../proxy/call-upstream.ts'
-import { blockedCategories, proxyModerator, type ProxyModerator } from '../proxy/proxy-moderation.ts'
+import { blockedCategories, proxyModerator, recordModeration, type ProxyModerator } from '../proxy/proxy-moderation.ts'
 import { routePolicySchema, type RoutePolicy } from '../proxy/route-config.ts'
 import { findRoute } from '../proxy/route-store.ts'
 import { meterUsage } from '../usage/meter-usage.ts'
@@ -53,12 +53,13 @@ async function readBody(c: Context<AppEnv>): Promise<ChatBody> {
 
 // Input moderation: a block refuses the request (400 naming the categories);
 // a redaction rewrites the text before it leaves.
-function moderateInput(moderator: ProxyModerator, body: ChatBody): string | null {
+function moderateInput(c: Context<AppEnv>, source: string, moderator: ProxyModerator, body: ChatBody): string | null {
   if (!moderator.policy.input) return null
   const { texts, set } = messageTexts(body.messages)
   let verdict: string | null = null
   for (const [index, text] of texts.entries()) {
     const result = moderator.check(text)
+    recordModeration(c, { source, direction: 'input', result })
     if (result.moat.action === 'block') {
       throw new ApiError(400, `The input was blocked by the moderation policy (${blockedCategories(result).join(', ') || 'blocklist'})`, {
         code: 'content_filter',
@@ -79,7 +80,7 @@ async function meterTokens(c: Context<AppEnv>, usage: unknown): Promise<{ prompt
   return { prompt: Number.isInteger(prompt) ? prompt : 0, completion: Number.isInteger(completion) ? completion : 0 }
 }
 
-async function answerWhole(c: Context<AppEnv>, answer: UpstreamAnswer, policy: RoutePolicy, moderator: ProxyModerator, finish: (tokens: number) => Promise<void>) {
+async function answerWhole(c: Context<AppEnv>, route: string, answer: UpstreamAnswer, policy: RoutePolicy, moderator: ProxyModerator, finish: (tokens: number) => Promise<void>) {
   const completion = (await answer.response.json().catch(() => null)) as { choices?: { message?: { content?: unknown }; finish_reason?: string }[]; usage?: unknown } | null
   if (!completion) throw new ApiError(502, 'The upstream answered with something that is not JSON', { code: 'upstream_error' })
   if (moderator.policy.output) {
@@ -87,6 +88,7 @@ async function answerWhole(c: Context<AppEnv>, answer: UpstreamAnswer, policy: R
       const text = choice.message?.content
       if (typeof text !== 'string') continue
       const result = moderator.check(text)
+      recordModeration(c, { source: route, direction: 'output', result })
       if (result.moat.action === 'block') {
         choice.message!.content = null
         choice.finish_reason = 'content_filter'
@@ -102,7 +104,7 @@ async function answerWhole(c: Context<AppEnv>, answer: UpstreamAnswer, policy: R
 // Streams the answer back while holding `stream_window_chars` of text: each
 // time that much has gathered, everything so far is moderated; a block ends
 // the stream with a `content_filter` finish, and what was held is never sent.
-function answerStream(c: Context<AppEnv>, answer: UpstreamAnswer, policy: RoutePolicy, moderator: ProxyModerator, clientWantsUsage: boolean, finish: (tokens: number) => Promise<void>) {
+function answerStream(c: Context<AppEnv>, route: string, answer: UpstreamAnswer, policy: RoutePolicy, moderator: ProxyModerator, clientWantsUsage: boolean, finish: (tokens: number) => Promise<void>) {
   const decimals = (policy.logprobs ?? logprobPolicySchema.parse({})).round_decimals
   const encoder = new TextEncoder()
   const reader = createSseReader()
@@ -110,6 +112,7 @@ function answerStream(c: Context<AppEnv>, answer: UpstreamAnswer, policy: RouteP
   let held: string[] = []
   let heldChars = 0
   let blocked = false
+  let recorded = false
   let last: { id?: string; created?: number; model?: string } = {}
   let tokens = 0
   const upstream = answer.response.body!.pipeThrough(new TextDecoderStream()).getReader()
@@ -124,7 +127,10 @@ function answerStream(c: Context<AppEnv>, answer: UpstreamAnswer, policy: RouteP
     heldChars = 0
   }
   const checkpoint = async (): Promise<boolean> => {
-    if (moderator.policy.output && moderator.check(text).moat.action === 'block') {
+    const result = moderator.policy.output ? moderator.check(text) : null
+    // A stream is recorded once, at the first window that moderation flags.
+    if (result && !recorded) recorded = recordModeration(c, { source: route, direction: 'output', result })
+    if (result?.moat.action === 'block') {
       blocked = true
       const stop = { id: last.id, object: 'chat.completion.chunk', created: last.created, model: last.model, choices: [{ index: 0, delta: {}, finish_reason: 'content_filter' }] }
       await send(`data: ${JSON.stringify(stop)}\n\ndata: [DONE]\n\n`)
@@ -202,7 +208,7 @@ export function chatCompletionRoutes() {
     const violation = hardenChatRequest(body, policy.logprobs ?? logprobPolicySchema.parse({}))
     if (violation) throw new ApiError(400, violation.message, { code: violation.code, param: violation.param })
     const moderator = await proxyModerator(c.env, tenantId, policy.moderation)
-    const inputVerdict = moderateInput(moderator, body)
+    const inputVerdict = moderateInput(c, route.name, moderator, body)
 
     const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? 0)
     const ticket: GuardTicket = await guardBefore(c, {
@@ -242,8 +248,8 @@ export function chatCompletionRoutes() {
       throw error
     }
     if (inputVerdict) c.header('x-moat-moderation', inputVerdict)
-    if (body.stream === true && answer.response.body) return answerStream(c, answer, policy, moderator, clientWantsUsage, finish)
-    return answerWhole(c, answer, policy, moderator, finish)
+    if (body.stream === true && answer.response.body) return answerStream(c, route.name, answer, policy, moderator, clientWantsUsage, finish)
+    return answerWhole(c, route.name, answer, policy, moderator, finish)
   })
   return app
 }

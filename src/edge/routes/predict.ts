@@ -132,7 +132,10 @@ async function serve(c: Context<AppEnv>, served: ServedModel, instances: unknown
     throw error
   }
   const first = result.outputs[0]
-  if (!first) throw new ApiError(502, 'The model returned no output', { code: 'runner_error' })
+  if (!first) {
+    await guardAfter(c, ticket, null)
+    throw new ApiError(502, 'The model returned no output', { code: 'runner_error' })
+  }
   const raw = rowsOf(first)
   monitor(c, served, {
     latencyMs: Date.now() - started,

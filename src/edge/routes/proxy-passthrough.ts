@@ -5,6 +5,7 @@ import { database } from '../db/client.ts'
 import type { AppEnv } from '../env.ts'
 import { ApiError } from '../errors.ts'
 import { guardAfter, guardBefore } from '../guard/guard-hook.ts'
+import { watermarkAnswers } from '../guard/watermark-answers.ts'
 import { effectiveMasking, maskRows } from '../inference/answer-policy.ts'
 import { requireScope } from '../middleware/auth.ts'
 import { callUpstream, upstreamError } from '../proxy/call-upstream.ts'
@@ -70,8 +71,10 @@ export function proxyPassthroughRoutes() {
     }
     const inputs = rows.map(() => input)
     await guardAfter(c, ticket, { units: 1, report: { kind: 'classifier', instances: rows.map((probabilities) => ({ input, probabilities })) } })
+    // DAWN marks its share before masking, as for hosted models.
+    const marked = await watermarkAnswers(c.env, ticket, rows.map((probabilities) => ({ input, probabilities })))
     const masking = effectiveMasking(policy, ticket.masking)
-    const masked = await maskRows(c.env, `${ticket.client.keyId}/${ticket.client.endUser ?? ''}`, rows, inputs, masking)
+    const masked = await maskRows(c.env, `${ticket.client.keyId}/${ticket.client.endUser ?? ''}`, marked, inputs, masking)
     const shaped = masked.map((answer, row) => answer.probabilities ?? rows[row]!.map((_, i) => (i === answer.label ? 1 : 0)))
     writePointer(document, pointer!, isRow(found) ? shaped[0] : shaped)
     return c.json(document as object, 200, { 'x-moat-upstream': String(answer.target) })
