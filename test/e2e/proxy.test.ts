@@ -146,7 +146,7 @@ describe('the protected proxy', () => {
 
   it('masks a JSON classifier’s probabilities on the generic passthrough', async () => {
     const route = await client.call('/v1/routes', {
-      body: { name: 'clf', kind: 'json-classifier', upstream_url: upstream.url, probabilities_path: '/result/probs', policy: { masking: { mode: 'label_only' } } },
+      body: { name: 'clf', kind: 'json-classifier', upstream_url: upstream.url, probabilities_path: '/result/probs', policy: { masking: { mode: 'label_only' }, guard: { watermark_share: 0 } } },
     })
     expect(route.status).toBe(201)
     const res = await client.call('/v1/proxy/clf/classify', { body: { features: [1, 2, 3] } })
