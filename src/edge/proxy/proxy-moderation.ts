@@ -11,8 +11,25 @@ export type ProxyModerator = {
   check(text: string): ModerationResult
 }
 
+// A tenant's policy changes rarely and compiling its lists costs more than
+// checking a text, so each isolate keeps the compiled moderator a few seconds.
+const MODERATOR_TTL_MS = 2000
+const moderators = new Map<string, { at: number; moderator: Promise<ProxyModerator> }>()
+
 // The route's moderation policy when it has one, else the tenant's.
-export async function proxyModerator(env: Env, tenantId: string, routePolicy: ModerationPolicy | undefined): Promise<ProxyModerator> {
+export function proxyModerator(env: Env, tenantId: string, routePolicy: ModerationPolicy | undefined): Promise<ProxyModerator> {
+  const key = `${tenantId}\n${routePolicy ? JSON.stringify(routePolicy) : ''}`
+  const now = Date.now()
+  const hit = moderators.get(key)
+  if (hit && now - hit.at < MODERATOR_TTL_MS) return hit.moderator
+  const moderator = buildModerator(env, tenantId, routePolicy)
+  if (moderators.size >= 500) moderators.clear()
+  moderators.set(key, { at: now, moderator })
+  moderator.catch(() => moderators.delete(key))
+  return moderator
+}
+
+async function buildModerator(env: Env, tenantId: string, routePolicy: ModerationPolicy | undefined): Promise<ProxyModerator> {
   const policy = resolvePolicy(routePolicy ?? (await readModerationPolicy(env, tenantId))?.policy)
   const lists = compileLists(policy)
   const engine = moderationEngine()
