@@ -1,4 +1,4 @@
-import { usageEventId, type UsageEvent } from '../src/shared/usage-event.ts'
+import { buildUsageEvent } from '../src/shared/usage-event.ts'
 import { startMiniflareEdge } from '../scripts/miniflare-edge.ts'
 
 // Usage metering, measured on Miniflare's own socket:
@@ -6,19 +6,6 @@ import { startMiniflareEdge } from '../scripts/miniflare-edge.ts'
 //    SHA-256) before the send is handed to waitUntil, against the p50 of a
 //    whole authenticated request;
 // 2. events per second from the queue into the ledger under concurrent load.
-
-// What the edge builds per metered unit (src/edge/usage/meter-usage.ts).
-async function buildUsageEvent(input: { tenantId: string; keyId: string | null; requestId: string; meter: 'requests'; value: number }): Promise<UsageEvent> {
-  return {
-    id: await usageEventId(input.requestId, input.meter),
-    tenant_id: input.tenantId,
-    key_id: input.keyId,
-    meter: input.meter,
-    value: input.value,
-    timestamp: Date.now(),
-    request_id: input.requestId,
-  }
-}
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000)
 const CONCURRENCY = 16

@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { buildUsageEvent } from '../../src/edge/usage/meter-usage.ts'
+import { buildUsageEvent } from '../../src/shared/usage-event.ts'
 import { call, createTenant, deliver, json, type Tenant } from './helpers.ts'
 
 afterEach(() => vi.restoreAllMocks())

@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { buildUsageEvent, sendUsageEvent } from '../../src/edge/usage/meter-usage.ts'
+import { sendUsageEvent } from '../../src/edge/usage/meter-usage.ts'
+import { buildUsageEvent } from '../../src/shared/usage-event.ts'
 import { scheduledMaintenance } from '../../src/edge/runners/sweep.ts'
 import { call, createTenant, deliver, json } from './helpers.ts'
 

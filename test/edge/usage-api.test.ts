@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { buildUsageEvent } from '../../src/edge/usage/meter-usage.ts'
+import { buildUsageEvent } from '../../src/shared/usage-event.ts'
 import { call, createKey, createTenant, deliver, json, type Tenant } from './helpers.ts'
 
 const HOUR = 3_600_000

@@ -3,7 +3,8 @@ import type { Env } from '../env.ts'
 import { adjustInFlight } from '../runners/runner-pool.ts'
 import { attemptGuard, jobEffects, resultIsValid } from './job-effects.ts'
 import { emitJobFinished } from './job-events.ts'
-import { buildUsageEvent, sendUsageEvent } from '../usage/meter-usage.ts'
+import { buildUsageEvent } from '../../shared/usage-event.ts'
+import { sendUsageEvent } from '../usage/meter-usage.ts'
 import type { ResultQueueMessage } from './job-messages.ts'
 
 // Job states only move forward: queued → running → succeeded | failed |

@@ -1,24 +1,10 @@
 import type { Context } from 'hono'
 import type { MeterName } from '../../shared/meters.ts'
-import { usageEventId, type UsageEvent } from '../../shared/usage-event.ts'
+import { buildUsageEvent, type UsageEvent } from '../../shared/usage-event.ts'
 import { database } from '../db/client.ts'
 import { usageEvents } from '../db/schema.ts'
 import type { AppEnv, Env } from '../env.ts'
 import { quotaStub } from '../middleware/enforce-quota.ts'
-
-export type MeterInput = { tenantId: string; keyId: string | null; requestId: string; meter: MeterName; value: number }
-
-export async function buildUsageEvent(input: MeterInput, now = Date.now()): Promise<UsageEvent> {
-  return {
-    id: await usageEventId(input.requestId, input.meter),
-    tenant_id: input.tenantId,
-    key_id: input.keyId,
-    meter: input.meter,
-    value: input.value,
-    timestamp: now,
-    request_id: input.requestId,
-  }
-}
 
 export type LedgerEntry = UsageEvent & { kind?: 'usage' | 'correction'; reason?: string | null }
 
