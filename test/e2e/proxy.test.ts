@@ -104,6 +104,20 @@ describe('the protected proxy', () => {
     expect(delivered).not.toContain('kill you')
     expect(harmful.chunks.at(-1).choices[0].finish_reason).toBe('content_filter')
     expect(harmful.events.at(-1)).toBe('[DONE]')
+
+    // A window counted in tokens (content deltas) holds back as surely.
+    const tokens = await client.call('/v1/routes', {
+      body: {
+        name: 'owner-tokens',
+        kind: 'openai',
+        upstream_url: `${upstream.url}/v1`,
+        policy: { moderation: { categories: { violence: { action: 'block' } } }, stream_window_tokens: 4 },
+      },
+    })
+    expect(tokens.status).toBe(201)
+    const byTokens = await streamText({ model: 'owner-tokens/toxic', messages: [{ role: 'user', content: 'go on' }] })
+    expect(byTokens.chunks.map((chunk) => chunk.choices[0]?.delta?.content ?? '').join('')).not.toContain('kill you')
+    expect(byTokens.chunks.at(-1).choices[0].finish_reason).toBe('content_filter')
   })
 
   it('records what moderation flagged, without the text', async () => {

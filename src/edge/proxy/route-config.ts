@@ -31,8 +31,10 @@ export const routePolicySchema = z.strictObject({
   masking: maskingPolicySchema.optional(),
   logprobs: logprobPolicySchema.optional(),
   guard: z.record(z.string(), z.unknown()).optional(),
-  // Characters of a streamed answer held back and checked before they are sent.
+  // How much of a streamed answer is held back and checked before it is sent:
+  // characters, or (when set) tokens, counted as the upstream's content deltas.
   stream_window_chars: z.number().int().min(1).max(10_000).default(200),
+  stream_window_tokens: z.number().int().min(1).max(2_000).optional(),
 })
 export type RoutePolicy = z.output<typeof routePolicySchema>
 

@@ -101,7 +101,8 @@ async function answerWhole(c: Context<AppEnv>, route: string, answer: UpstreamAn
   return c.json(completion, 200, { [UPSTREAM_HEADER]: String(answer.target) })
 }
 
-// Streams the answer back while holding `stream_window_chars` of text: each
+// Streams the answer back while holding `stream_window_chars` of text (or
+// `stream_window_tokens` deltas): each
 // time that much has gathered, everything so far is moderated; a block ends
 // the stream with a `content_filter` finish, and what was held is never sent.
 function answerStream(c: Context<AppEnv>, route: string, answer: UpstreamAnswer, policy: RoutePolicy, moderator: ProxyModerator, clientWantsUsage: boolean, finish: (tokens: number) => Promise<void>) {
@@ -157,8 +158,8 @@ function answerStream(c: Context<AppEnv>, route: string, answer: UpstreamAnswer,
     const delta = (chunk.choices ?? []).map((choice) => (typeof choice.delta?.content === 'string' ? choice.delta.content : '')).join('')
     text += delta
     held.push(`data: ${JSON.stringify(chunk)}\n\n`)
-    heldChars += delta.length
-    if (heldChars >= policy.stream_window_chars) await checkpoint()
+    heldChars += policy.stream_window_tokens ? (delta ? 1 : 0) : delta.length
+    if (heldChars >= (policy.stream_window_tokens ?? policy.stream_window_chars)) await checkpoint()
   }
 
   // Runs after the response has started; the request stays alive until it ends.
