@@ -52,9 +52,20 @@ export async function sealTargets(env: Env, routeId: string, body: Pick<RouteBod
   )
 }
 
-export async function openTargetHeaders(env: Env, routeId: string, target: RouteTarget, index: number): Promise<Record<string, string>> {
-  if (!target.sealedHeaders) return {}
-  return JSON.parse(await (await secretBox(env)).open(target.sealedHeaders, `route:${routeId}:${index}`)) as Record<string, string>
+// Opened headers by sealed value: a sealed value never changes meaning, so an
+// isolate opens each once instead of on every proxied call.
+const opened = new Map<string, Promise<Record<string, string>>>()
+
+export function openTargetHeaders(env: Env, routeId: string, target: RouteTarget, index: number): Promise<Record<string, string>> {
+  const sealed = target.sealedHeaders
+  if (!sealed) return Promise.resolve({})
+  const hit = opened.get(sealed)
+  if (hit) return hit
+  const headers = secretBox(env).then(async (box) => JSON.parse(await box.open(sealed, `route:${routeId}:${index}`)) as Record<string, string>)
+  if (opened.size >= 1000) opened.clear()
+  opened.set(sealed, headers)
+  headers.catch(() => opened.delete(sealed))
+  return headers
 }
 
 export async function createRoute(env: Env, db: Database, tenantId: string, body: RouteBody): Promise<RouteRow> {
@@ -81,6 +92,23 @@ export async function createRoute(env: Env, db: Database, tenantId: string, body
     })
     .returning()
   return row!
+}
+
+// The proxy's lookup by name, kept 2 s per isolate: a route edited or deleted
+// reaches every isolate within that time. Management reads go to D1.
+const ROUTE_TTL_MS = 2000
+const byName = new Map<string, { at: number; route: Promise<RouteRow> }>()
+
+export function findRouteForProxy(db: Database, tenantId: string, name: string): Promise<RouteRow> {
+  const key = `${tenantId}\n${name}`
+  const now = Date.now()
+  const hit = byName.get(key)
+  if (hit && now - hit.at < ROUTE_TTL_MS) return hit.route
+  const route = findRoute(db, tenantId, { name })
+  if (byName.size >= 1000) byName.clear()
+  byName.set(key, { at: now, route })
+  route.catch(() => byName.delete(key))
+  return route
 }
 
 export async function findRoute(db: Database, tenantId: string, by: { id?: string; name?: string }): Promise<RouteRow> {

@@ -10,7 +10,7 @@ import { requireScope } from '../middleware/auth.ts'
 import { callUpstream, upstreamError, type UpstreamAnswer } from '../proxy/call-upstream.ts'
 import { blockedCategories, proxyModerator, recordModeration, type ProxyModerator } from '../proxy/proxy-moderation.ts'
 import { routePolicySchema, type RoutePolicy } from '../proxy/route-config.ts'
-import { findRoute } from '../proxy/route-store.ts'
+import { findRouteForProxy } from '../proxy/route-store.ts'
 import { meterUsage } from '../usage/meter-usage.ts'
 
 // POST /v1/chat/completions with `model: "<route>/<upstream model>"`: an
@@ -201,7 +201,7 @@ export function chatCompletionRoutes() {
     const routeName = body.model.slice(0, slash)
     const upstreamModel = body.model.slice(slash + 1)
     const tenantId = c.get('auth').tenantId
-    const route = await findRoute(database(c.env), tenantId, { name: routeName }).catch(() => {
+    const route = await findRouteForProxy(database(c.env), tenantId, routeName).catch(() => {
       throw new ApiError(404, `No route named '${routeName}'`, { code: 'model_not_found', param: 'model' })
     })
     if (route.kind !== 'openai') throw new ApiError(400, `Route '${routeName}' is a ${route.kind} route`, { code: 'invalid_value', param: 'model' })

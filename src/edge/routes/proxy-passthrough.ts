@@ -10,7 +10,7 @@ import { effectiveMasking, maskRows } from '../inference/answer-policy.ts'
 import { requireScope } from '../middleware/auth.ts'
 import { callUpstream, upstreamError } from '../proxy/call-upstream.ts'
 import { routePolicySchema } from '../proxy/route-config.ts'
-import { findRoute } from '../proxy/route-store.ts'
+import { findRouteForProxy } from '../proxy/route-store.ts'
 
 const FORWARDED_HEADERS = ['content-type', 'accept']
 
@@ -33,7 +33,7 @@ export function proxyPassthroughRoutes() {
   const app = new Hono<AppEnv>()
   app.all('/v1/proxy/:route/*', requireScope('inference'), async (c) => {
     const tenantId = c.get('auth').tenantId
-    const route = await findRoute(database(c.env), tenantId, { name: c.req.param('route') })
+    const route = await findRouteForProxy(database(c.env), tenantId, c.req.param('route'))
     if (route.kind !== 'json-classifier') throw new ApiError(400, `Route '${route.name}' is an ${route.kind} route: use /v1/chat/completions`, { code: 'invalid_value' })
     const url = new URL(c.req.url)
     const prefix = `/v1/proxy/${encodeURIComponent(route.name)}`
