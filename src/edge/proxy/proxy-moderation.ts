@@ -32,7 +32,7 @@ export function proxyModerator(env: Env, tenantId: string, routePolicy: Moderati
 async function buildModerator(env: Env, tenantId: string, routePolicy: ModerationPolicy | undefined): Promise<ProxyModerator> {
   const policy = resolvePolicy(routePolicy ?? (await readModerationPolicy(env, tenantId))?.policy)
   const lists = compileLists(policy)
-  const engine = moderationEngine()
+  const engine = await moderationEngine()
   const injectionThreshold = engine.model.thresholds.injection
   return {
     policy,

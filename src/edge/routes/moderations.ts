@@ -83,7 +83,7 @@ export function moderationRoutes() {
     const stored = await readModerationPolicy(c.env, c.get('auth').tenantId)
     const policy = resolvePolicy(stored?.policy)
     const lists = compileLists(policy)
-    const engine = moderationEngine()
+    const engine = await moderationEngine()
     const injectionThreshold = engine.model.thresholds.injection
     const results = texts.map((text) => decide(text, engine.analyze(text, lists), policy, { categories, injectionThreshold }))
 
