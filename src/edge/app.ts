@@ -30,6 +30,7 @@ import { usageRoutes } from './routes/usage.ts'
 import { watermarkDetectRoutes } from './routes/watermark-detect.ts'
 import { webhookRoutes } from './routes/webhooks.ts'
 import { billingSinkRoutes } from './routes/billing-sinks.ts'
+import { dashboardRoutes } from './routes/dashboard.tsx'
 import { readSettings } from './settings.ts'
 
 // JSON bodies are capped by MOAT_MAX_JSON_BYTES; a PUT of file bytes (not
@@ -85,6 +86,7 @@ export function createApp() {
   app.route('/', ownershipRoutes())
   app.route('/', watermarkDetectRoutes())
   app.route('/', internalRoutes())
+  app.route('/', dashboardRoutes())
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })
   app.doc31('/openapi.json', {

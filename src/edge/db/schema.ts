@@ -437,3 +437,18 @@ export const moderationEvents = sqliteTable(
   },
   (t) => [index('moderation_events_tenant_time').on(t.tenantId, t.createdAt)],
 )
+
+// A dashboard sign-in: the cookie holds only the id; the key it was made with
+// is checked on every request, so revoking the key ends its sessions.
+export const dashboardSessions = sqliteTable(
+  'dashboard_sessions',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    keyId: text('key_id').notNull().references(() => apiKeys.id),
+    csrfToken: text('csrf_token').notNull(),
+    createdAt: createdAt(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('dashboard_sessions_key').on(t.keyId)],
+)

@@ -4,9 +4,9 @@ import { constantTimeEqual } from '../../shared/constant-time.ts'
 import { sha256Hex } from '../../shared/encoding.ts'
 import { API_KEY_PATTERN } from '../auth/api-key.ts'
 import { hasScope, type Scope } from '../auth/scopes.ts'
-import { database } from '../db/client.ts'
+import { database, type Database } from '../db/client.ts'
 import { apiKeys, tenants } from '../db/schema.ts'
-import type { AppEnv } from '../env.ts'
+import type { AppEnv, AuthContext } from '../env.ts'
 import { ApiError } from '../errors.ts'
 
 const LAST_USED_RESOLUTION_MS = 60_000
@@ -21,25 +21,37 @@ export function bearerToken(header: string | undefined): string | null {
   return match?.[1] ?? null
 }
 
-// Bearer auth with an API key: the key's SHA-256 finds its row; the stored hash
-// is compared in constant time; revoked keys are refused. Scopes are checked
-// per route with requireScope.
+export type KeyLookup =
+  | { ok: true; key: typeof apiKeys.$inferSelect; limits: AuthContext['limits'] }
+  | { ok: false; reason: string }
+
+// Finds the live key behind a secret: the key's SHA-256 finds its row; the
+// stored hash is compared in constant time; revoked keys are refused. Shared by
+// bearer auth and the dashboard's sign-in.
+export async function findActiveKey(db: Database, token: string): Promise<KeyLookup> {
+  if (!API_KEY_PATTERN.test(token)) return { ok: false, reason: 'Malformed API key' }
+  const hash = await sha256Hex(token)
+  const [found] = await db
+    .select({ key: apiKeys, limits: tenants.usageLimits })
+    .from(apiKeys)
+    .innerJoin(tenants, eq(tenants.id, apiKeys.tenantId))
+    .where(eq(apiKeys.keyHash, hash))
+    .limit(1)
+  const row = found?.key
+  if (!found || !row || !constantTimeEqual(row.keyHash, hash)) return { ok: false, reason: 'Invalid API key' }
+  if (row.revokedAt !== null) return { ok: false, reason: 'This API key has been revoked' }
+  return { ok: true, key: row, limits: found.limits }
+}
+
+// Bearer auth with an API key. Scopes are checked per route with requireScope.
 export function requireKey(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const token = bearerToken(c.req.header('authorization'))
     if (!token) throw unauthorized('Missing API key: send Authorization: Bearer <key>')
-    if (!API_KEY_PATTERN.test(token)) throw unauthorized('Malformed API key')
-    const hash = await sha256Hex(token)
     const db = database(c.env)
-    const [found] = await db
-      .select({ key: apiKeys, limits: tenants.usageLimits })
-      .from(apiKeys)
-      .innerJoin(tenants, eq(tenants.id, apiKeys.tenantId))
-      .where(eq(apiKeys.keyHash, hash))
-      .limit(1)
-    const row = found?.key
-    if (!found || !row || !constantTimeEqual(row.keyHash, hash)) throw unauthorized('Invalid API key')
-    if (row.revokedAt !== null) throw unauthorized('This API key has been revoked')
+    const found = await findActiveKey(db, token)
+    if (!found.ok) throw unauthorized(found.reason)
+    const row = found.key
     c.set('auth', { tenantId: row.tenantId, keyId: row.id, scopes: row.scopes, limits: found.limits })
     const now = Date.now()
     if (row.lastUsedAt === null || now - row.lastUsedAt > LAST_USED_RESOLUTION_MS) {

@@ -1,13 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { and, desc, eq, lt } from 'drizzle-orm'
-import { streamSSE } from 'hono/streaming'
 import { database } from '../db/client.ts'
 import { jobs } from '../db/schema.ts'
 import { ApiError, notFound } from '../errors.ts'
 import { cancelJob } from '../jobs/cancel-job.ts'
 import { batchInferenceParams } from '../inference/batch-inference-params.ts'
 import { enqueueJob, verifyArtifactParams } from '../jobs/create-job.ts'
-import { isTerminal, jobView } from '../jobs/job-view.ts'
+import { jobView } from '../jobs/job-view.ts'
+import { streamJob } from '../jobs/stream-job.ts'
 import { requireScope } from '../middleware/auth.ts'
 import { idempotency } from '../middleware/idempotency.ts'
 import { readSettings } from '../settings.ts'
@@ -174,24 +174,6 @@ export function jobRoutes() {
       const load = async () => (await db.select().from(jobs).where(and(eq(jobs.id, id), eq(jobs.tenantId, tenantId))))[0]
       const first = await load()
       if (!first) throw notFound('job', 'id')
-      const pollMs = readSettings(c.env).ssePollMs
-      // D1 has no change feed: the stream polls the row and sends it when it changed.
-      return streamSSE(c, async (stream) => {
-        let row = first
-        let sent = ''
-        let eventId = 0
-        while (!stream.aborted) {
-          const view = JSON.stringify(jobView(row))
-          if (view !== sent) {
-            await stream.writeSSE({ event: 'job', data: view, id: String(++eventId) })
-            sent = view
-          }
-          if (isTerminal(row.status)) break
-          await stream.sleep(pollMs)
-          const next = await load()
-          if (!next) break
-          row = next
-        }
-      }) as never
+      return streamJob(c, first, load, readSettings(c.env).ssePollMs) as never
     })
 }

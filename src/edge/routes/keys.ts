@@ -66,6 +66,15 @@ export async function issueApiKey(db: Database, tenantId: string, name: string, 
   return { ...apiKeyView(row!), key: minted.key }
 }
 
+// Revokes a key of the tenant (once: a revoked key keeps its first revocation
+// time); undefined when the tenant has no such key.
+export async function revokeApiKey(db: Database, tenantId: string, id: string): Promise<KeyRow | undefined> {
+  const [existing] = await db.select().from(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.tenantId, tenantId)))
+  if (!existing || existing.revokedAt !== null) return existing
+  const [revoked] = await db.update(apiKeys).set({ revokedAt: Date.now() }).where(eq(apiKeys.id, id)).returning()
+  return revoked
+}
+
 const create = createRoute({
   method: 'post',
   path: '/v1/keys',
@@ -116,12 +125,8 @@ export function keyRoutes() {
     })
     .openapi(revoke, async (c) => {
       const { id } = c.req.valid('param')
-      const db = database(c.env)
-      const tenantId = c.get('auth').tenantId
-      const [existing] = await db.select().from(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.tenantId, tenantId)))
-      if (!existing) throw notFound('api key', 'id')
-      if (existing.revokedAt !== null) return c.json(apiKeyView(existing), 200)
-      const [revoked] = await db.update(apiKeys).set({ revokedAt: Date.now() }).where(eq(apiKeys.id, id)).returning()
-      return c.json(apiKeyView(revoked!), 200)
+      const revoked = await revokeApiKey(database(c.env), c.get('auth').tenantId, id)
+      if (!revoked) throw notFound('api key', 'id')
+      return c.json(apiKeyView(revoked), 200)
     })
 }

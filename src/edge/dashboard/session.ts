@@ -1,0 +1,53 @@
+import { and, eq, gt, isNull } from 'drizzle-orm'
+import type { Context } from 'hono'
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
+import { randomString } from '../../shared/ids.ts'
+import type { Database } from '../db/client.ts'
+import { apiKeys, dashboardSessions } from '../db/schema.ts'
+
+export const SESSION_COOKIE = 'moat_session'
+export const SESSION_TTL_MS = 12 * 60 * 60 * 1000
+const COOKIE_PATH = '/dashboard'
+const TOKEN_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+
+export type DashboardSession = typeof dashboardSessions.$inferSelect
+
+export function newToken(): string {
+  return randomString(40, TOKEN_ALPHABET)
+}
+
+// Browsers drop Secure cookies on plain http, which is how the dashboard is
+// reached on loopback during development; everywhere else the cookie is Secure.
+function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname
+  return host === 'localhost' || host === '127.0.0.1' || host === '[::1]'
+}
+
+export function cookieOptions(c: Context, maxAgeSeconds: number) {
+  return { path: COOKIE_PATH, httpOnly: true, sameSite: 'Strict', secure: !isLoopback(c.req.url), maxAge: maxAgeSeconds } as const
+}
+
+export async function startSession(c: Context, db: Database, tenantId: string, keyId: string): Promise<void> {
+  const now = Date.now()
+  const session = { id: newToken(), tenantId, keyId, csrfToken: newToken(), createdAt: now, expiresAt: now + SESSION_TTL_MS }
+  await db.insert(dashboardSessions).values(session)
+  setCookie(c, SESSION_COOKIE, session.id, cookieOptions(c, SESSION_TTL_MS / 1000))
+}
+
+// A session counts only while it is unexpired and its key is not revoked.
+export async function readSession(c: Context, db: Database): Promise<DashboardSession | null> {
+  const id = getCookie(c, SESSION_COOKIE)
+  if (!id) return null
+  const [row] = await db
+    .select({ session: dashboardSessions })
+    .from(dashboardSessions)
+    .innerJoin(apiKeys, eq(apiKeys.id, dashboardSessions.keyId))
+    .where(and(eq(dashboardSessions.id, id), gt(dashboardSessions.expiresAt, Date.now()), isNull(apiKeys.revokedAt)))
+    .limit(1)
+  return row?.session ?? null
+}
+
+export async function endSession(c: Context, db: Database, session: DashboardSession): Promise<void> {
+  await db.delete(dashboardSessions).where(eq(dashboardSessions.id, session.id))
+  deleteCookie(c, SESSION_COOKIE, cookieOptions(c, 0))
+}

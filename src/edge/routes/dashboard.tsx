@@ -1,0 +1,173 @@
+import { Hono, type Context } from 'hono'
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
+import type { Child } from 'hono/jsx'
+import { constantTimeEqual } from '../../shared/constant-time.ts'
+import { hasScope, SCOPES } from '../auth/scopes.ts'
+import { JobPage, JobsPage, loadJob, loadJobs } from '../dashboard/jobs-page.tsx'
+import { KeysPage, loadKeys } from '../dashboard/keys-page.tsx'
+import { loadOverview, OverviewPage } from '../dashboard/overview-page.tsx'
+import { parsePeriod } from '../dashboard/period.ts'
+import { cookieOptions, endSession, newToken, readSession, startSession, type DashboardSession } from '../dashboard/session.ts'
+import { SignInPage } from '../dashboard/sign-in-page.tsx'
+import { loadUsage, UsagePage } from '../dashboard/usage-page.tsx'
+import { database } from '../db/client.ts'
+import type { AppEnv } from '../env.ts'
+import { ApiError } from '../errors.ts'
+import { cancelJob } from '../jobs/cancel-job.ts'
+import { streamJob } from '../jobs/stream-job.ts'
+import { findActiveKey } from '../middleware/auth.ts'
+import { readSettings } from '../settings.ts'
+import { issueApiKey, revokeApiKey } from './keys.ts'
+
+type DashboardEnv = { Bindings: AppEnv['Bindings']; Variables: AppEnv['Variables'] & { session: DashboardSession } }
+type DashboardContext = Context<DashboardEnv>
+
+// Before sign-in there is no session to hold a CSRF token, so the sign-in form
+// uses a double-submit token: the same value in a cookie and in the form.
+const SIGN_IN_CSRF_COOKIE = 'moat_sign_in_csrf'
+const SIGN_IN_CSRF_TTL_SECONDS = 30 * 60
+
+async function page(c: Context, node: Child, status: 200 | 400 | 401 | 403 | 404 | 409 = 200): Promise<Response> {
+  return c.html(`<!doctype html>${await (node as { toString(): string | Promise<string> }).toString()}`, status)
+}
+
+function sameToken(given: unknown, expected: string | undefined): boolean {
+  return typeof given === 'string' && expected !== undefined && constantTimeEqual(given, expected)
+}
+
+function signInForm(c: Context, error?: string, status: 200 | 401 | 403 = 200): Promise<Response> {
+  const csrf = newToken()
+  setCookie(c, SIGN_IN_CSRF_COOKIE, csrf, { ...cookieOptions(c, SIGN_IN_CSRF_TTL_SECONDS), path: '/dashboard/sign-in' })
+  return page(c, <SignInPage csrf={csrf} {...(error ? { error } : {})} />, status)
+}
+
+function forbidden(c: Context): Promise<Response> {
+  return page(c, <SignInPage csrf="" error="This form has expired or did not come from the dashboard. Reload the page and try again." />, 403)
+}
+
+function signInRoutes(app: Hono<DashboardEnv>) {
+  app.get('/dashboard/sign-in', async (c) => {
+    if (await readSession(c, database(c.env))) return c.redirect('/dashboard', 303)
+    return signInForm(c)
+  })
+  app.post('/dashboard/sign-in', async (c) => {
+    const form = await c.req.parseBody()
+    if (!sameToken(form.csrf, getCookie(c, SIGN_IN_CSRF_COOKIE))) return forbidden(c)
+    const db = database(c.env)
+    const found = await findActiveKey(db, typeof form.key === 'string' ? form.key.trim() : '')
+    if (!found.ok) return signInForm(c, found.reason, 401)
+    if (!hasScope(found.key.scopes, 'admin')) return signInForm(c, 'The dashboard needs a key with the admin scope', 403)
+    deleteCookie(c, SIGN_IN_CSRF_COOKIE, { ...cookieOptions(c, 0), path: '/dashboard/sign-in' })
+    await startSession(c, db, found.key.tenantId, found.key.id)
+    return c.redirect('/dashboard', 303)
+  })
+}
+
+// Every other dashboard path needs a live session; every POST, its CSRF token.
+function requireSession(app: Hono<DashboardEnv>) {
+  const guard = async (c: DashboardContext, next: () => Promise<void>) => {
+    const session = await readSession(c, database(c.env))
+    if (!session) {
+      if (c.req.method === 'GET' && !c.req.path.endsWith('/events')) return c.redirect('/dashboard/sign-in', 303)
+      return page(c, <SignInPage csrf="" error="Your session has ended. Sign in again." />, 401)
+    }
+    if (c.req.method === 'POST' && !sameToken((await c.req.parseBody({ all: true })).csrf, session.csrfToken)) return forbidden(c)
+    c.set('session', session)
+    await next()
+  }
+  app.use('/dashboard', guard)
+  app.use('/dashboard/*', guard)
+}
+
+function periodOrBadRequest(c: DashboardContext): number | Response {
+  const days = parsePeriod(c.req.query('days'))
+  return days ?? c.html('<!doctype html><h1>Bad request</h1><p>days must be 1, 7 or 30.</p>', 400)
+}
+
+function keyRoutes(app: Hono<DashboardEnv>) {
+  app.get('/dashboard/keys', async (c) => {
+    const { tenantId, csrfToken } = c.get('session')
+    return page(c, <KeysPage csrf={csrfToken} keys={await loadKeys(database(c.env), tenantId)} />)
+  })
+  app.post('/dashboard/keys', async (c) => {
+    const { tenantId, csrfToken } = c.get('session')
+    const db = database(c.env)
+    const form = await c.req.parseBody({ all: true })
+    const name = typeof form.name === 'string' ? form.name.trim() : ''
+    const scopes = ([] as unknown[]).concat(form.scopes ?? []).filter((s): s is string => typeof s === 'string')
+    const known = scopes.every((s) => (SCOPES as readonly string[]).includes(s))
+    if (name === '' || name.length > 200 || scopes.length === 0 || !known) {
+      const error = 'A key needs a name (1 to 200 characters) and at least one known scope.'
+      return page(c, <KeysPage csrf={csrfToken} keys={await loadKeys(db, tenantId)} error={error} />, 400)
+    }
+    const created = await issueApiKey(db, tenantId, name, scopes)
+    // Rendered, not redirected: the secret is in this one response and nowhere else.
+    c.header('cache-control', 'no-store')
+    return page(c, <KeysPage csrf={csrfToken} keys={await loadKeys(db, tenantId)} created={{ name, key: created.key }} />, 200)
+  })
+  app.post('/dashboard/keys/:id/revoke', async (c) => {
+    const { tenantId } = c.get('session')
+    await revokeApiKey(database(c.env), tenantId, c.req.param('id'))
+    return c.redirect('/dashboard/keys', 303)
+  })
+}
+
+function jobRoutes(app: Hono<DashboardEnv>) {
+  app.get('/dashboard/jobs', async (c) => {
+    const { tenantId, csrfToken } = c.get('session')
+    return page(c, <JobsPage csrf={csrfToken} jobs={await loadJobs(database(c.env), tenantId)} />)
+  })
+  app.get('/dashboard/jobs/:id', async (c) => {
+    const { tenantId, csrfToken } = c.get('session')
+    const job = await loadJob(database(c.env), tenantId, c.req.param('id'))
+    if (!job) return c.html('<!doctype html><h1>Not found</h1><p>No such job. <a href="/dashboard/jobs">All jobs</a></p>', 404)
+    return page(c, <JobPage csrf={csrfToken} job={job} />)
+  })
+  app.get('/dashboard/jobs/:id/events', async (c) => {
+    const { tenantId } = c.get('session')
+    const db = database(c.env)
+    const id = c.req.param('id')
+    const first = await loadJob(db, tenantId, id)
+    if (!first) return c.text('No such job', 404)
+    return streamJob(c, first, () => loadJob(db, tenantId, id), readSettings(c.env).ssePollMs)
+  })
+  app.post('/dashboard/jobs/:id/cancel', async (c) => {
+    const { tenantId, csrfToken } = c.get('session')
+    const id = c.req.param('id')
+    try {
+      await cancelJob(c.env, tenantId, id, (promise) => c.executionCtx.waitUntil(promise))
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error
+      const job = await loadJob(database(c.env), tenantId, id)
+      if (!job) return c.html('<!doctype html><h1>Not found</h1><p>No such job.</p>', 404)
+      return page(c, <JobPage csrf={csrfToken} job={job} error={error.message} />, 409)
+    }
+    return c.redirect(`/dashboard/jobs/${id}`, 303)
+  })
+}
+
+export function dashboardRoutes() {
+  const app = new Hono<DashboardEnv>()
+  // Sign-in is registered before the session guard, so it answers without one.
+  signInRoutes(app)
+  requireSession(app)
+  app.post('/dashboard/sign-out', async (c) => {
+    await endSession(c, database(c.env), c.get('session'))
+    return c.redirect('/dashboard/sign-in', 303)
+  })
+  app.get('/dashboard', async (c) => {
+    const days = periodOrBadRequest(c)
+    if (days instanceof Response) return days
+    const { tenantId, csrfToken } = c.get('session')
+    return page(c, <OverviewPage csrf={csrfToken} days={days} overview={await loadOverview(database(c.env), tenantId, days)} />)
+  })
+  app.get('/dashboard/usage', async (c) => {
+    const days = periodOrBadRequest(c)
+    if (days instanceof Response) return days
+    const { tenantId, csrfToken } = c.get('session')
+    return page(c, <UsagePage csrf={csrfToken} days={days} series={await loadUsage(database(c.env), tenantId, days)} />)
+  })
+  keyRoutes(app)
+  jobRoutes(app)
+  return app
+}
