@@ -1,6 +1,6 @@
 import { env, exports } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { call, createKey, createTenant, type Tenant } from './helpers.ts'
+import { bytesOf, call, createKey, createTenant, putArtifact, registerModel, sha256Hex, type Tenant } from './helpers.ts'
 
 const BASE = 'http://moat.test'
 
@@ -250,5 +250,39 @@ describe('dashboard pages', () => {
     const again = await post(`/dashboard/jobs/${jobId}/cancel`, browser, { csrf: browser.csrf })
     expect(again.status).toBe(409)
     expect(await again.text()).toContain('already cancelled')
+  })
+
+  it('shows models with versions, stages, verification and SHA-256, and promotes a version', async () => {
+    const tenant = await createTenant('dash-models')
+    const intruder = await createTenant('dash-models-other')
+    const modelId = await registerModel(tenant, 'digits')
+    const bytes = bytesOf(1024, 7)
+    expect((await putArtifact(tenant, modelId, '1', bytes)).status).toBeLessThan(300)
+    const browser = await signIn(tenant.adminKey)
+    const html = await (await fetchPage('/dashboard/models', { cookie: browser.cookie })).text()
+    expect(html).toContain('<h2>digits</h2>')
+    expect(html).toContain(await sha256Hex(bytes))
+    expect(html).toContain('<td>staging</td>')
+    expect(html).toContain('<td>unverified</td>')
+    const promoted = await post(`/dashboard/models/${modelId}/versions/1/stage`, browser, { csrf: browser.csrf, stage: 'production' })
+    expect(promoted.status).toBe(303)
+    const version = await (await call(`/v1/models/${modelId}/versions/1`, { key: tenant.adminKey })).json()
+    expect(version).toMatchObject({ stage: 'production' })
+    expect((await post(`/dashboard/models/${modelId}/versions/1/stage`, browser, { csrf: browser.csrf, stage: 'live' })).status).toBe(400)
+    const other = await signIn(intruder.adminKey)
+    expect((await post(`/dashboard/models/${modelId}/versions/1/stage`, other, { csrf: other.csrf, stage: 'archived' })).status).toBe(404)
+    expect(await (await fetchPage('/dashboard/models', { cookie: other.cookie })).text()).not.toContain('digits')
+  })
+
+  it('lists recent moderation events with categories and action, of this tenant only', async () => {
+    const tenant = await createTenant('dash-moderation')
+    const other = await createTenant('dash-moderation-other')
+    await seedTraffic(tenant, 1, ['block'])
+    await seedTraffic(other, 1, ['flag', 'flag'])
+    const browser = await signIn(tenant.adminKey)
+    const html = await (await fetchPage('/dashboard/moderation', { cookie: browser.cookie })).text()
+    expect(html).toContain('<h1>Moderation</h1>')
+    expect(html).toMatch(/<td>block<\/td><td>harassment<\/td>/)
+    expect(html).not.toContain('<td>flag</td>')
   })
 })

@@ -5,6 +5,8 @@ export const PAGES = [
   { path: '/dashboard/keys', title: 'Keys' },
   { path: '/dashboard/jobs', title: 'Jobs' },
   { path: '/dashboard/usage', title: 'Usage' },
+  { path: '/dashboard/models', title: 'Models' },
+  { path: '/dashboard/moderation', title: 'Moderation' },
 ] as const
 
 const CSS = `

@@ -5,6 +5,8 @@ import { constantTimeEqual } from '../../shared/constant-time.ts'
 import { hasScope, SCOPES } from '../auth/scopes.ts'
 import { JobPage, JobsPage, loadJob, loadJobs } from '../dashboard/jobs-page.tsx'
 import { KeysPage, loadKeys } from '../dashboard/keys-page.tsx'
+import { loadModels, ModelsPage } from '../dashboard/models-page.tsx'
+import { loadModerationEvents, ModerationPage } from '../dashboard/moderation-page.tsx'
 import { loadOverview, OverviewPage } from '../dashboard/overview-page.tsx'
 import { parsePeriod } from '../dashboard/period.ts'
 import { cookieOptions, endSession, newToken, readSession, startSession, type DashboardSession } from '../dashboard/session.ts'
@@ -16,6 +18,8 @@ import { ApiError } from '../errors.ts'
 import { cancelJob } from '../jobs/cancel-job.ts'
 import { streamJob } from '../jobs/stream-job.ts'
 import { findActiveKey } from '../middleware/auth.ts'
+import { filesOf, findModel, findVersion } from '../models/model-store.ts'
+import { setVersionStage, STAGES, type Stage } from '../models/set-version-stage.ts'
 import { readSettings } from '../settings.ts'
 import { issueApiKey, revokeApiKey } from './keys.ts'
 
@@ -146,6 +150,31 @@ function jobRoutes(app: Hono<DashboardEnv>) {
   })
 }
 
+function modelRoutes(app: Hono<DashboardEnv>) {
+  app.get('/dashboard/models', async (c) => {
+    const { tenantId, csrfToken } = c.get('session')
+    return page(c, <ModelsPage csrf={csrfToken} entries={await loadModels(database(c.env), tenantId)} />)
+  })
+  app.post('/dashboard/models/:id/versions/:version/stage', async (c) => {
+    const { tenantId, csrfToken } = c.get('session')
+    const db = database(c.env)
+    const stage = (await c.req.parseBody({ all: true })).stage
+    try {
+      if (typeof stage !== 'string' || !(STAGES as readonly string[]).includes(stage)) {
+        throw new ApiError(400, `stage must be one of ${STAGES.join(', ')}`)
+      }
+      const model = await findModel(db, tenantId, c.req.param('id'))
+      const version = await findVersion(db, model, c.req.param('version'))
+      await setVersionStage(db, model, version, (await filesOf(db, [version.id])).get(version.id) ?? [], stage as Stage)
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error
+      const entries = await loadModels(db, tenantId)
+      return page(c, <ModelsPage csrf={csrfToken} entries={entries} error={error.message} />, error.status as 400 | 404 | 409)
+    }
+    return c.redirect('/dashboard/models', 303)
+  })
+}
+
 export function dashboardRoutes() {
   const app = new Hono<DashboardEnv>()
   // Sign-in is registered before the session guard, so it answers without one.
@@ -167,7 +196,12 @@ export function dashboardRoutes() {
     const { tenantId, csrfToken } = c.get('session')
     return page(c, <UsagePage csrf={csrfToken} days={days} series={await loadUsage(database(c.env), tenantId, days)} />)
   })
+  app.get('/dashboard/moderation', async (c) => {
+    const { tenantId, csrfToken } = c.get('session')
+    return page(c, <ModerationPage csrf={csrfToken} events={await loadModerationEvents(database(c.env), tenantId)} />)
+  })
   keyRoutes(app)
   jobRoutes(app)
+  modelRoutes(app)
   return app
 }

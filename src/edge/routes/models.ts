@@ -9,6 +9,7 @@ import { ApiError } from '../errors.ts'
 import { requireScope } from '../middleware/auth.ts'
 import { idempotency } from '../middleware/idempotency.ts'
 import { filesOf, findModel, findVersion, modelView, versionView } from '../models/model-store.ts'
+import { setVersionStage, STAGES } from '../models/set-version-stage.ts'
 import {
   bearerSecurity,
   conflictResponse,
@@ -23,7 +24,6 @@ import {
 import { createRouter } from './router.ts'
 
 export const MODEL_TASKS = ['classification', 'regression', 'embedding', 'causal-lm', 'other'] as const
-export const STAGES = ['staging', 'production', 'archived'] as const
 
 const registerModelSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'use 1-100 letters, digits, dots, dashes or underscores'),
@@ -196,16 +196,8 @@ export function modelRoutes() {
       const db = database(c.env)
       const model = await findModel(db, c.get('auth').tenantId, id)
       const row = await findVersion(db, model, version)
-      const files = await filesOf(db, [row.id])
-      if (stage === 'production' && (files.get(row.id) ?? []).length === 0) {
-        throw new ApiError(409, 'A version without files cannot go to production', { code: 'version_empty', param: 'stage' })
-      }
-      const archivePrevious = db
-        .update(modelVersions)
-        .set({ stage: 'archived' })
-        .where(and(eq(modelVersions.modelId, model.id), eq(modelVersions.stage, 'production')))
-      const promote = db.update(modelVersions).set({ stage }).where(eq(modelVersions.id, row.id)).returning()
-      const [, updated] = stage === 'production' ? await db.batch([archivePrevious, promote]) : [null, await promote]
-      return c.json(versionView(updated[0]!, files.get(row.id) ?? []), 200)
+      const files = (await filesOf(db, [row.id])).get(row.id) ?? []
+      const updated = await setVersionStage(db, model, row, files, stage)
+      return c.json(versionView(updated, files), 200)
     })
 }

@@ -1,0 +1,74 @@
+import { desc, eq, inArray } from 'drizzle-orm'
+import type { Database } from '../db/client.ts'
+import { models, modelVersions } from '../db/schema.ts'
+import { filesOf, type FileRow, type ModelRow, type VersionRow } from '../models/model-store.ts'
+import { STAGES } from '../models/set-version-stage.ts'
+import { CsrfField, Layout } from './layout.tsx'
+
+export type ModelEntry = { model: ModelRow; versions: { version: VersionRow; files: FileRow[] }[] }
+
+export async function loadModels(db: Database, tenantId: string): Promise<ModelEntry[]> {
+  const rows = await db.select().from(models).where(eq(models.tenantId, tenantId)).orderBy(desc(models.id)).limit(100)
+  if (rows.length === 0) return []
+  const versions = await db
+    .select()
+    .from(modelVersions)
+    .where(inArray(modelVersions.modelId, rows.map((m) => m.id)))
+    .orderBy(desc(modelVersions.createdAt))
+  const files = await filesOf(db, versions.map((v) => v.id))
+  return rows.map((model) => ({
+    model,
+    versions: versions.filter((v) => v.modelId === model.id).map((version) => ({ version, files: files.get(version.id) ?? [] })),
+  }))
+}
+
+function StageForm(props: { csrf: string; model: ModelRow; version: VersionRow }) {
+  const id = `stage-${props.version.id}`
+  return (
+    <form method="post" action={`/dashboard/models/${props.model.id}/versions/${encodeURIComponent(props.version.version)}/stage`}>
+      <CsrfField token={props.csrf} />
+      <label for={id} class="visually-hidden">{`Stage of ${props.model.name} ${props.version.version}`}</label>
+      <select id={id} name="stage">
+        {STAGES.map((stage) => (
+          <option value={stage} selected={stage === props.version.stage}>{stage}</option>
+        ))}
+      </select>{' '}
+      <button type="submit">Set stage</button>
+    </form>
+  )
+}
+
+export function ModelsPage(props: { csrf: string; entries: ModelEntry[]; error?: string }) {
+  return (
+    <Layout title="Models" current="/dashboard/models" csrf={props.csrf}>
+      {props.error ? <p class="error" role="alert">{props.error}</p> : null}
+      {props.entries.length === 0 ? <p>No models registered yet.</p> : null}
+      {props.entries.map(({ model, versions }) => (
+        <section id={`model-${model.id}`}>
+          <h2>{model.name}</h2>
+          <p>{`${model.format} · ${model.task}`}</p>
+          <table>
+            <thead>
+              <tr><th>Version</th><th>Stage</th><th>Verification</th><th>Files (SHA-256)</th><th>Change stage</th></tr>
+            </thead>
+            <tbody>
+              {versions.map(({ version, files }) => (
+                <tr>
+                  <td>{version.version}</td>
+                  <td>{version.stage}</td>
+                  <td>{version.verification}</td>
+                  <td>
+                    {files.map((file) => (
+                      <div>{file.name}: <code>{file.sha256}</code></div>
+                    ))}
+                  </td>
+                  <td><StageForm csrf={props.csrf} model={model} version={version} /></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      ))}
+    </Layout>
+  )
+}
