@@ -285,4 +285,29 @@ describe('dashboard pages', () => {
     expect(html).toMatch(/<td>block<\/td><td>harassment<\/td>/)
     expect(html).not.toContain('<td>flag</td>')
   })
+
+  it('ranks guard clients by risk with their signals, and resets one', async () => {
+    const tenant = await createTenant('dash-guard')
+    const intruder = await createTenant('dash-guard-other')
+    const keys = ((await (await call('/v1/keys', { key: tenant.adminKey })).json()) as any).data
+    const keyId = keys[0].id
+    const signals = JSON.stringify([{ signal: 'prada', value: 0.3, threshold: 0.9, strength: 1, detail: 'distances look synthetic' }])
+    const insert = `INSERT INTO guard_clients (tenant_id, client_id, key_id, end_user, risk_bp, action, signals, state_bytes, updated_at)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 100, ?8)`
+    await env.DB.prepare(insert).bind(tenant.tenantId, `${keyId}~low`, keyId, 'low', 1200, 'observe', '[]', Date.now()).run()
+    await env.DB.prepare(insert).bind(tenant.tenantId, keyId, keyId, null, 9100, 'block', signals, Date.now()).run()
+    const browser = await signIn(tenant.adminKey)
+    const html = await (await fetchPage('/dashboard/guard', { cookie: browser.cookie })).text()
+    expect(html.indexOf(`id="client-${keyId}"`)).toBeLessThan(html.indexOf(`id="client-${keyId}~low"`))
+    expect(html).toContain('<td>0.91</td><td>block</td>')
+    expect(html).toContain('prada: 0.3 (threshold 0.9) — distances look synthetic')
+    const other = await signIn(intruder.adminKey)
+    expect((await post(`/dashboard/guard/clients/${keyId}/reset`, other, { csrf: other.csrf })).status).toBe(404)
+    const reset = await post(`/dashboard/guard/clients/${keyId}/reset`, browser, { csrf: browser.csrf })
+    expect(reset.status).toBe(303)
+    const event = await env.DB.prepare("SELECT * FROM guard_events WHERE client_id = ?1 AND type = 'reset'").bind(keyId).first<any>()
+    expect(event).toMatchObject({ tenant_id: tenant.tenantId, action: 'observe' })
+    const after = await (await fetchPage('/dashboard/guard', { cookie: browser.cookie })).text()
+    expect(after).toMatch(new RegExp(`id="client-${keyId}"><td><code>${keyId}</code></td><td>0.00</td><td>observe</td>`))
+  })
 })

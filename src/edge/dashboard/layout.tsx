@@ -6,6 +6,7 @@ export const PAGES = [
   { path: '/dashboard/jobs', title: 'Jobs' },
   { path: '/dashboard/usage', title: 'Usage' },
   { path: '/dashboard/models', title: 'Models' },
+  { path: '/dashboard/guard', title: 'Guard' },
   { path: '/dashboard/moderation', title: 'Moderation' },
 ] as const
 

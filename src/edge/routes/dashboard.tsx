@@ -3,6 +3,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import type { Child } from 'hono/jsx'
 import { constantTimeEqual } from '../../shared/constant-time.ts'
 import { hasScope, SCOPES } from '../auth/scopes.ts'
+import { GuardPage, loadGuardClients } from '../dashboard/guard-page.tsx'
 import { JobPage, JobsPage, loadJob, loadJobs } from '../dashboard/jobs-page.tsx'
 import { KeysPage, loadKeys } from '../dashboard/keys-page.tsx'
 import { loadModels, ModelsPage } from '../dashboard/models-page.tsx'
@@ -15,6 +16,8 @@ import { loadUsage, UsagePage } from '../dashboard/usage-page.tsx'
 import { database } from '../db/client.ts'
 import type { AppEnv } from '../env.ts'
 import { ApiError } from '../errors.ts'
+import { guardStub } from '../guard/client-id.ts'
+import { findGuardClient } from '../guard/find-guard-client.ts'
 import { cancelJob } from '../jobs/cancel-job.ts'
 import { streamJob } from '../jobs/stream-job.ts'
 import { findActiveKey } from '../middleware/auth.ts'
@@ -175,6 +178,25 @@ function modelRoutes(app: Hono<DashboardEnv>) {
   })
 }
 
+function guardRoutes(app: Hono<DashboardEnv>) {
+  app.get('/dashboard/guard', async (c) => {
+    const { tenantId, csrfToken } = c.get('session')
+    return page(c, <GuardPage csrf={csrfToken} clients={await loadGuardClients(database(c.env), tenantId)} />)
+  })
+  app.post('/dashboard/guard/clients/:id/reset', async (c) => {
+    const { tenantId, csrfToken } = c.get('session')
+    try {
+      const client = await findGuardClient(c.env, tenantId, c.req.param('id'))
+      await guardStub(c.env, client).reset(client)
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error
+      const clients = await loadGuardClients(database(c.env), tenantId)
+      return page(c, <GuardPage csrf={csrfToken} clients={clients} error={error.message} />, 404)
+    }
+    return c.redirect('/dashboard/guard', 303)
+  })
+}
+
 export function dashboardRoutes() {
   const app = new Hono<DashboardEnv>()
   // Sign-in is registered before the session guard, so it answers without one.
@@ -203,5 +225,6 @@ export function dashboardRoutes() {
   keyRoutes(app)
   jobRoutes(app)
   modelRoutes(app)
+  guardRoutes(app)
   return app
 }

@@ -3,10 +3,11 @@ import { and, asc, desc, eq, gt, lt, or } from 'drizzle-orm'
 import { GUARD_ACTIONS, guardPolicySchema } from '../../shared/guard/guard-policy.ts'
 import { SIGNAL_NAMES } from '../../shared/guard/risk-score.ts'
 import { database } from '../db/client.ts'
-import { apiKeys, guardClients, guardEvents } from '../db/schema.ts'
+import { guardClients, guardEvents } from '../db/schema.ts'
 import type { Env } from '../env.ts'
 import { ApiError } from '../errors.ts'
 import { guardStub } from '../guard/client-id.ts'
+import { findGuardClient } from '../guard/find-guard-client.ts'
 import type { ClientIdentity } from '../guard/guard-protocol.ts'
 import { requireScope } from '../middleware/auth.ts'
 import { unixSeconds } from '../unix-seconds.ts'
@@ -91,20 +92,6 @@ const eventView = (row: EventRow) => ({
   created_at: unixSeconds(row.createdAt),
 })
 
-// The client named in the path, if its key belongs to the caller's tenant
-// (another tenant's key answers 404 like a key that does not exist).
-async function findClient(env: Env, tenantId: string, id: string): Promise<ClientIdentity> {
-  const separator = id.indexOf('~')
-  const keyId = separator < 0 ? id : id.slice(0, separator)
-  const endUser = separator < 0 ? null : id.slice(separator + 1)
-  const [key] = await database(env)
-    .select({ id: apiKeys.id })
-    .from(apiKeys)
-    .where(and(eq(apiKeys.id, keyId), eq(apiKeys.tenantId, tenantId)))
-    .limit(1)
-  if (!key || endUser === '') throw new ApiError(404, `No guard client '${id}'`, { code: 'not_found', param: 'client_id' })
-  return { tenantId, keyId, endUser }
-}
 
 const listClients = createRoute({
   method: 'get',
@@ -204,11 +191,11 @@ export function guardRoutes() {
       return c.json(toList(rows, limit, clientView), 200)
     })
     .openapi(getClient, async (c) => {
-      const client = await findClient(c.env, c.get('auth').tenantId, c.req.valid('param').client_id)
+      const client = await findGuardClient(c.env, c.get('auth').tenantId, c.req.valid('param').client_id)
       return c.json(await liveView(c.env, client), 200)
     })
     .openapi(putPolicy, async (c) => {
-      const client = await findClient(c.env, c.get('auth').tenantId, c.req.valid('param').client_id)
+      const client = await findGuardClient(c.env, c.get('auth').tenantId, c.req.valid('param').client_id)
       const { policy } = c.req.valid('json')
       const parsed = guardPolicySchema.safeParse(policy)
       if (!parsed.success) {
@@ -221,7 +208,7 @@ export function guardRoutes() {
       return c.json(await liveView(c.env, client), 200)
     })
     .openapi(resetClient, async (c) => {
-      const client = await findClient(c.env, c.get('auth').tenantId, c.req.valid('param').client_id)
+      const client = await findGuardClient(c.env, c.get('auth').tenantId, c.req.valid('param').client_id)
       await guardStub(c.env, client).reset(client)
       return c.json(await liveView(c.env, client), 200)
     })
