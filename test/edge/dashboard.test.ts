@@ -138,6 +138,17 @@ describe('dashboard sign-in', () => {
     expect((await fetchPage('/dashboard', { cookie: browser.cookie })).status).toBe(303)
   })
 
+  it('refuses an expired session, and sweeps expired sessions at the next sign-in', async () => {
+    const tenant = await createTenant('dash-expiry')
+    const browser = await signIn(tenant.adminKey)
+    await env.DB.prepare('UPDATE dashboard_sessions SET expires_at = ?2 WHERE tenant_id = ?1').bind(tenant.tenantId, Date.now() - 1).run()
+    expect((await fetchPage('/dashboard', { cookie: browser.cookie })).status).toBe(303)
+    await signIn(tenant.adminKey)
+    const rows = await env.DB.prepare('SELECT expires_at FROM dashboard_sessions WHERE tenant_id = ?1').bind(tenant.tenantId).all<any>()
+    expect(rows.results).toHaveLength(1)
+    expect(rows.results[0].expires_at).toBeGreaterThan(Date.now())
+  })
+
   it('ends the sessions of a key when the key is revoked', async () => {
     const tenant = await createTenant('dash-revoked')
     const second = await createKey(tenant, ['admin'])

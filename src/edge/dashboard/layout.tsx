@@ -72,3 +72,16 @@ export function Layout(props: { title: string; current: string; csrf: string; ch
     </Document>
   )
 }
+
+// A page of its own for a refusal or a missing thing, signed in or not.
+export function MessagePage(props: { title: string; message: string; link: { href: string; label: string } }) {
+  return (
+    <Document title={props.title}>
+      <main>
+        <h1>{props.title}</h1>
+        <p role="alert">{props.message}</p>
+        <p><a href={props.link.href}>{props.link.label}</a></p>
+      </main>
+    </Document>
+  )
+}

@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull } from 'drizzle-orm'
+import { and, eq, gt, isNull, lt } from 'drizzle-orm'
 import type { Context } from 'hono'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { randomString } from '../../shared/ids.ts'
@@ -30,7 +30,8 @@ export function cookieOptions(c: Context, maxAgeSeconds: number) {
 export async function startSession(c: Context, db: Database, tenantId: string, keyId: string): Promise<void> {
   const now = Date.now()
   const session = { id: newToken(), tenantId, keyId, csrfToken: newToken(), createdAt: now, expiresAt: now + SESSION_TTL_MS }
-  await db.insert(dashboardSessions).values(session)
+  // Expired sessions are swept here, at the one moment sessions are written.
+  await db.batch([db.delete(dashboardSessions).where(lt(dashboardSessions.expiresAt, now)), db.insert(dashboardSessions).values(session)])
   setCookie(c, SESSION_COOKIE, session.id, cookieOptions(c, SESSION_TTL_MS / 1000))
 }
 

@@ -11,6 +11,7 @@ import { loadModerationEvents, ModerationPage } from '../dashboard/moderation-pa
 import { loadOverview, OverviewPage } from '../dashboard/overview-page.tsx'
 import { parsePeriod } from '../dashboard/period.ts'
 import { cookieOptions, endSession, newToken, readSession, startSession, type DashboardSession } from '../dashboard/session.ts'
+import { MessagePage } from '../dashboard/layout.tsx'
 import { SignInPage } from '../dashboard/sign-in-page.tsx'
 import { loadUsage, UsagePage } from '../dashboard/usage-page.tsx'
 import { database } from '../db/client.ts'
@@ -49,7 +50,12 @@ function signInForm(c: Context, error?: string, status: 200 | 401 | 403 = 200): 
 }
 
 function forbidden(c: Context): Promise<Response> {
-  return page(c, <SignInPage csrf="" error="This form has expired or did not come from the dashboard. Reload the page and try again." />, 403)
+  const message = 'This form has expired or did not come from the dashboard. Go back, reload the page and try again.'
+  return page(c, <MessagePage title="Refused" message={message} link={{ href: '/dashboard', label: 'Dashboard' }} />, 403)
+}
+
+function jobNotFound(c: Context): Promise<Response> {
+  return page(c, <MessagePage title="Not found" message="This tenant has no such job." link={{ href: '/dashboard/jobs', label: 'All jobs' }} />, 404)
 }
 
 function signInRoutes(app: Hono<DashboardEnv>) {
@@ -76,7 +82,7 @@ function requireSession(app: Hono<DashboardEnv>) {
     const session = await readSession(c, database(c.env))
     if (!session) {
       if (c.req.method === 'GET' && !c.req.path.endsWith('/events')) return c.redirect('/dashboard/sign-in', 303)
-      return page(c, <SignInPage csrf="" error="Your session has ended. Sign in again." />, 401)
+      return page(c, <MessagePage title="Signed out" message="Your session has ended." link={{ href: '/dashboard/sign-in', label: 'Sign in again' }} />, 401)
     }
     if (c.req.method === 'POST' && !sameToken((await c.req.parseBody({ all: true })).csrf, session.csrfToken)) return forbidden(c)
     c.set('session', session)
@@ -86,9 +92,10 @@ function requireSession(app: Hono<DashboardEnv>) {
   app.use('/dashboard/*', guard)
 }
 
-function periodOrBadRequest(c: DashboardContext): number | Response {
+async function periodOrBadRequest(c: DashboardContext): Promise<number | Response> {
   const days = parsePeriod(c.req.query('days'))
-  return days ?? c.html('<!doctype html><h1>Bad request</h1><p>days must be 1, 7 or 30.</p>', 400)
+  if (days !== null) return days
+  return page(c, <MessagePage title="Bad request" message="days must be 1, 7 or 30." link={{ href: c.req.path, label: 'Back' }} />, 400)
 }
 
 function keyRoutes(app: Hono<DashboardEnv>) {
@@ -127,7 +134,7 @@ function jobRoutes(app: Hono<DashboardEnv>) {
   app.get('/dashboard/jobs/:id', async (c) => {
     const { tenantId, csrfToken } = c.get('session')
     const job = await loadJob(database(c.env), tenantId, c.req.param('id'))
-    if (!job) return c.html('<!doctype html><h1>Not found</h1><p>No such job. <a href="/dashboard/jobs">All jobs</a></p>', 404)
+    if (!job) return jobNotFound(c)
     return page(c, <JobPage csrf={csrfToken} job={job} />)
   })
   app.get('/dashboard/jobs/:id/events', async (c) => {
@@ -146,7 +153,7 @@ function jobRoutes(app: Hono<DashboardEnv>) {
     } catch (error) {
       if (!(error instanceof ApiError)) throw error
       const job = await loadJob(database(c.env), tenantId, id)
-      if (!job) return c.html('<!doctype html><h1>Not found</h1><p>No such job.</p>', 404)
+      if (!job) return jobNotFound(c)
       return page(c, <JobPage csrf={csrfToken} job={job} error={error.message} />, 409)
     }
     return c.redirect(`/dashboard/jobs/${id}`, 303)
@@ -207,13 +214,13 @@ export function dashboardRoutes() {
     return c.redirect('/dashboard/sign-in', 303)
   })
   app.get('/dashboard', async (c) => {
-    const days = periodOrBadRequest(c)
+    const days = await periodOrBadRequest(c)
     if (days instanceof Response) return days
     const { tenantId, csrfToken } = c.get('session')
     return page(c, <OverviewPage csrf={csrfToken} days={days} overview={await loadOverview(database(c.env), tenantId, days)} />)
   })
   app.get('/dashboard/usage', async (c) => {
-    const days = periodOrBadRequest(c)
+    const days = await periodOrBadRequest(c)
     if (days instanceof Response) return days
     const { tenantId, csrfToken } = c.get('session')
     return page(c, <UsagePage csrf={csrfToken} days={days} series={await loadUsage(database(c.env), tenantId, days)} />)
