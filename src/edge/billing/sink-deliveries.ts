@@ -4,6 +4,7 @@ import { createId } from '../../shared/ids.ts'
 import { checkOutboundUrl } from '../../shared/outbound-url.ts'
 import type { Env } from '../env.ts'
 import { recordDeadLetter } from '../queues/dead-letters.ts'
+import { deliveryIdOf } from '../queues/delivery-message.ts'
 import { secretBox } from '../secrets.ts'
 import { readSettings } from '../settings.ts'
 import { emitEvent, eventId } from '../webhooks/emit-event.ts'
@@ -112,8 +113,8 @@ async function deliver(env: Env, deliveryId: string): Promise<'done' | 'retry'> 
 // Consumer of `moat-sinks`.
 export async function consumeSinkBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const message of batch.messages) {
-    const deliveryId = (message.body as { delivery_id?: unknown } | null)?.delivery_id
-    if (typeof deliveryId !== 'string') {
+    const deliveryId = deliveryIdOf(message)
+    if (deliveryId === null) {
       await recordDeadLetter(env, batch.queue, message)
       message.ack()
       continue
@@ -132,8 +133,8 @@ export async function consumeSinkBatch(batch: MessageBatch<unknown>, env: Env): 
 // it through a `usage.sink_failed` event.
 export async function consumeSinkDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const message of batch.messages) {
-    const deliveryId = (message.body as { delivery_id?: unknown } | null)?.delivery_id
-    if (typeof deliveryId !== 'string') {
+    const deliveryId = deliveryIdOf(message)
+    if (deliveryId === null) {
       await recordDeadLetter(env, batch.queue, message)
       message.ack()
       continue

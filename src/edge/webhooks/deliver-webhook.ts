@@ -3,6 +3,7 @@ import { checkOutboundUrl } from '../../shared/outbound-url.ts'
 import { webhookHeaders } from '../../shared/standard-webhooks.ts'
 import type { Env } from '../env.ts'
 import { recordDeadLetter } from '../queues/dead-letters.ts'
+import { deliveryIdOf } from '../queues/delivery-message.ts'
 import { secretBox } from '../secrets.ts'
 import { readSettings } from '../settings.ts'
 
@@ -82,8 +83,8 @@ async function attempt(env: Env, deliveryId: string): Promise<Outcome> {
 // it failed (it stays in the log and can be redelivered by hand).
 export async function consumeWebhookBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const message of batch.messages) {
-    const deliveryId = (message.body as { delivery_id?: unknown } | null)?.delivery_id
-    if (typeof deliveryId !== 'string') {
+    const deliveryId = deliveryIdOf(message)
+    if (deliveryId === null) {
       await recordDeadLetter(env, batch.queue, message)
       message.ack()
       continue
@@ -101,8 +102,8 @@ export async function consumeWebhookBatch(batch: MessageBatch<unknown>, env: Env
 
 export async function consumeWebhookDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const message of batch.messages) {
-    const deliveryId = (message.body as { delivery_id?: unknown } | null)?.delivery_id
-    if (typeof deliveryId === 'string') {
+    const deliveryId = deliveryIdOf(message)
+    if (deliveryId !== null) {
       await env.DB.prepare(
         `UPDATE webhook_deliveries SET status = 'failed', last_error = COALESCE(last_error, 'retries exhausted') WHERE id = ?1 AND status = 'pending'`,
       )
