@@ -31,6 +31,10 @@ export function proxyModerator(env: Env, tenantId: string, routePolicy: Moderati
 
 async function buildModerator(env: Env, tenantId: string, routePolicy: ModerationPolicy | undefined): Promise<ProxyModerator> {
   const policy = resolvePolicy(routePolicy ?? (await readModerationPolicy(env, tenantId))?.policy)
+  // A route that moderates neither way never loads the engine.
+  if (!policy.input && !policy.output) {
+    return { policy, check: () => { throw new Error('moderation is off for this route') } }
+  }
   const lists = compileLists(policy)
   const engine = await moderationEngine()
   const injectionThreshold = engine.model.thresholds.injection
