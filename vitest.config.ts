@@ -29,6 +29,9 @@ export default defineConfig({
                 MOAT_SECRETS_KEY: 'test-secrets-key-of-at-least-32-characters',
                 MOAT_OUTBOUND_ALLOW_LOOPBACK: 'true',
                 TEST_MIGRATIONS: await readD1Migrations('./migrations'),
+                // Fuzz properties read their count and seed from these (see test/support/fuzz-settings.ts).
+                FUZZ_RUNS: process.env.FUZZ_RUNS ?? '',
+                FUZZ_SEED: process.env.FUZZ_SEED ?? '',
               },
             },
           })),

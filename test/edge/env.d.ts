@@ -5,6 +5,8 @@ declare global {
   namespace Cloudflare {
     interface Env extends MoatEnv {
       TEST_MIGRATIONS: D1Migration[]
+      FUZZ_RUNS: string
+      FUZZ_SEED: string
     }
     interface GlobalProps {
       mainModule: typeof import('../../src/edge/index.ts')
