@@ -452,3 +452,35 @@ export const dashboardSessions = sqliteTable(
   },
   (t) => [index('dashboard_sessions_key').on(t.keyId)],
 )
+
+// One row per authenticated request observed for the dashboard (outcome and
+// latency bucket, never billed), kept two days so that a redelivered
+// observation is still recognised and ignored; a trigger (migrations/0016)
+// adds each new row to traffic_rollups.
+export const requestObservations = sqliteTable(
+  'request_observations',
+  {
+    requestId: text('request_id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    keyId: text('key_id'),
+    outcome: text('outcome', { enum: ['served', 'client_error', 'refused', 'fault'] }).notNull(),
+    latencyBucket: integer('latency_bucket').notNull(),
+    timestamp: integer('timestamp').notNull(),
+  },
+  (t) => [index('request_observations_time').on(t.timestamp)],
+)
+
+// Requests per tenant, key ('' for none), hour, outcome and latency bucket:
+// what the overview's 429 count and p50 are read from.
+export const trafficRollups = sqliteTable(
+  'traffic_rollups',
+  {
+    tenantId: text('tenant_id').notNull(),
+    hourStart: integer('hour_start').notNull(),
+    keyId: text('key_id').notNull(),
+    outcome: text('outcome', { enum: ['served', 'client_error', 'refused', 'fault'] }).notNull(),
+    latencyBucket: integer('latency_bucket').notNull(),
+    requests: integer('requests').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.hourStart, t.keyId, t.outcome, t.latencyBucket] })],
+)
