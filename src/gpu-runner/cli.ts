@@ -22,6 +22,7 @@ Starts a Moat runner. Settings (environment variables):
   MOAT_BATCH_MAX_ROWS                default ${RUNNER_ENV_DEFAULTS.MOAT_BATCH_MAX_ROWS} rows per dynamic batch
   MOAT_BATCH_MAX_DELAY_MS            default ${RUNNER_ENV_DEFAULTS.MOAT_BATCH_MAX_DELAY_MS} ms a batch waits for more rows
   MOAT_BATCH_MAX_QUEUED_ROWS         default ${RUNNER_ENV_DEFAULTS.MOAT_BATCH_MAX_QUEUED_ROWS} rows waiting; beyond, inference answers 429
+  MOAT_CHAOS_STEP_DELAY_MS           default ${RUNNER_ENV_DEFAULTS.MOAT_CHAOS_STEP_DELAY_MS}; fault injection for tests: a job waits this long after each step (a merged tensor, a chunk of rows); never set it in production
 `
 
 export async function main(args: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<void> {

@@ -24,6 +24,8 @@ export type RunnerConfig = {
   batchMaxRows: number
   batchMaxDelayMs: number
   batchMaxQueuedRows: number
+  // Fault injection for resilience tests; 0 in production.
+  chaosStepDelayMs: number
 }
 
 export type RunnerEnv = Record<string, string | undefined>
@@ -51,6 +53,7 @@ export const RUNNER_ENV_DEFAULTS = {
   MOAT_BATCH_MAX_ROWS: '64',
   MOAT_BATCH_MAX_DELAY_MS: '2',
   MOAT_BATCH_MAX_QUEUED_ROWS: '4096',
+  MOAT_CHAOS_STEP_DELAY_MS: '0',
 } as const
 
 const RUNNER_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
@@ -126,6 +129,7 @@ export function readRunnerConfig(env: RunnerEnv): RunnerConfig {
   const batchMaxRows = reader.integer('MOAT_BATCH_MAX_ROWS', 1, 65_536)
   const batchMaxDelayMs = reader.integer('MOAT_BATCH_MAX_DELAY_MS', 0, 10_000)
   const batchMaxQueuedRows = reader.integer('MOAT_BATCH_MAX_QUEUED_ROWS', 1, 10_000_000)
+  const chaosStepDelayMs = reader.integer('MOAT_CHAOS_STEP_DELAY_MS', 0, 3_600_000)
 
   const runnerId = env.MOAT_RUNNER_ID?.trim() || createId('runner')
   if (!RUNNER_ID.test(runnerId)) {
@@ -153,5 +157,6 @@ export function readRunnerConfig(env: RunnerEnv): RunnerConfig {
     batchMaxRows,
     batchMaxDelayMs,
     batchMaxQueuedRows,
+    chaosStepDelayMs,
   }
 }

@@ -22,6 +22,10 @@ export type JobContext<T extends JobType> = {
   params: JobParams<T>
   signal: AbortSignal
   reportProgress(progress: Progress): void
+  // Called between two units of work (a merged tensor, a chunk of rows):
+  // resolves at once, unless a resilience test slows jobs down
+  // (MOAT_CHAOS_STEP_DELAY_MS) so that a fault lands mid-job.
+  checkpoint(): Promise<void>
   edge: EdgeClient
   cache: ArtifactCache
   models?: ModelCache

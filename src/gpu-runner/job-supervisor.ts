@@ -46,6 +46,8 @@ export type JobSupervisorOptions = {
   progressIntervalMs?: number
   // Pause between rounds of delivering a result while the edge is unreachable.
   redeliverMs?: number
+  // Fault injection: how long a job waits at each checkpoint (0: not at all).
+  chaosStepDelayMs?: number
 }
 
 type RunningJob = {
@@ -83,6 +85,7 @@ export function createJobSupervisor(options: JobSupervisorOptions): JobSuperviso
         params: entry.params as never,
         signal: controller.signal,
         reportProgress: entry.progress.update,
+        checkpoint: () => (options.chaosStepDelayMs ? sleep(options.chaosStepDelayMs, undefined, { signal: controller.signal }) : Promise.resolve()),
         edge,
         cache,
         ...(options.models ? { models: options.models } : {}),

@@ -83,6 +83,7 @@ export async function startRunner(config: RunnerConfig, options: RunnerOptions =
     logger,
     progressIntervalMs: options.progressIntervalMs,
     redeliverMs: config.heartbeatMs,
+    chaosStepDelayMs: config.chaosStepDelayMs,
   })
   const batcher = createDynamicBatcher({
     maxRows: config.batchMaxRows,

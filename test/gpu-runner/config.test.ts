@@ -47,6 +47,7 @@ describe('readRunnerConfig', () => {
       MOAT_BATCH_MAX_ROWS: '32',
       MOAT_BATCH_MAX_DELAY_MS: '5',
       MOAT_BATCH_MAX_QUEUED_ROWS: '100',
+      MOAT_CHAOS_STEP_DELAY_MS: '250',
     })
     expect(config).toEqual({
       edgeUrl: 'https://edge.example.com/moat',
@@ -65,6 +66,7 @@ describe('readRunnerConfig', () => {
       batchMaxRows: 32,
       batchMaxDelayMs: 5,
       batchMaxQueuedRows: 100,
+      chaosStepDelayMs: 250,
     })
   })
 

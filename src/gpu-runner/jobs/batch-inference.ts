@@ -16,7 +16,7 @@ const CHUNK_ROWS = 256
 // line by line from the verified cache, run through the model in chunks, and
 // written as JSONL (`{"prediction", "probabilities"}` per line, in order) to an
 // output artifact uploaded through the edge. Progress counts rows.
-export const batchInference: JobHandler<'batch_inference'> = async ({ job, params, signal, reportProgress, edge, cache, models }) => {
+export const batchInference: JobHandler<'batch_inference'> = async ({ job, params, signal, reportProgress, checkpoint, edge, cache, models }) => {
   if (!models) throw new JobError('this runner serves no inference models', 'inference_unavailable')
   const input = await cache.fetchVerified(params.input, { signal })
   if (input.status !== 'verified') throw new JobError(`the input file is ${input.status}`, `input_${input.status}`)
@@ -50,6 +50,7 @@ export const batchInference: JobHandler<'batch_inference'> = async ({ job, param
       reportProgress({ done: rows, total: null, unit: 'rows' })
       chunk = []
       chunkLines = []
+      await checkpoint()
     }
     const lines = createInterface({ input: createReadStream(input.path, { signal }), crlfDelay: Infinity })
     for await (const text of lines) {

@@ -62,6 +62,7 @@ export async function mergeModels(context: JobContext<'merge'>): Promise<MergeRe
         refuseNonFinite: params.refuse_non_finite,
         signal,
         onProgress: (progress) => context.reportProgress({ done: progress.tensorsDone, total: progress.tensorsTotal, unit: 'tensors' }),
+        afterTensor: context.checkpoint,
         onNonFinite: (report) => context.logger.warn('non-finite values in a merge input', report),
         extraFiles: [
           { name: 'mergekit_config.yml', content: toYaml(params.config) },

@@ -30,6 +30,8 @@ export type RunMergeOptions = {
   refuseNonFinite?: boolean
   signal?: AbortSignal
   onProgress?: (progress: MergeProgress) => void
+  // Awaited after each output tensor is written (a job's checkpoint).
+  afterTensor?: () => Promise<void>
   onNonFinite?: (report: NonFiniteReport) => void
   // Files beside the weights: the config as given, config.json and tokenizer files.
   extraFiles?: { name: string; content: string | Uint8Array }[]
@@ -147,6 +149,7 @@ export async function runMerge(options: RunMergeOptions): Promise<MergeOutcome> 
       progress.tensorsDone++
       progress.bytesDone += sources.reduce((sum, source) => sum + (source.tensor.end - source.tensor.begin), 0)
       options.onProgress?.({ ...progress })
+      await options.afterTensor?.()
     }
     for (const file of options.extraFiles ?? []) await writeFile(join(outDir, file.name), file.content)
     const { files, totalBytes } = await writer.commit()
