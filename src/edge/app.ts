@@ -6,6 +6,7 @@ import { requireKey } from './middleware/auth.ts'
 import { handleError, handleNotFound, validationHook } from './middleware/error-envelope.ts'
 import { enforceQuota } from './middleware/enforce-quota.ts'
 import { meterRequests } from './middleware/meter-requests.ts'
+import { observeRequests } from './middleware/observe-requests.ts'
 import { requestId } from './middleware/request-id.ts'
 import { adminTenantRoutes } from './routes/admin-tenants.ts'
 import { guardRoutes } from './routes/guard.ts'
@@ -58,6 +59,7 @@ export function createApp() {
   app.notFound(handleNotFound)
 
   for (const path of ['/v1/*', '/v2/*']) {
+    app.use(path, observeRequests())
     app.use(path, requireKey())
     app.use(path, meterRequests())
     app.use(path, enforceQuota())

@@ -1,51 +1,7 @@
-import { env, exports } from 'cloudflare:workers'
+import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
+import { cookiePair, fetchPage, post, signIn, startSignIn } from './dashboard-browser.ts'
 import { bytesOf, call, createKey, createTenant, putArtifact, registerModel, sha256Hex, type Tenant } from './helpers.ts'
-
-const BASE = 'http://moat.test'
-
-type Browser = { cookie: string; csrf: string }
-
-function fetchPage(path: string, init: RequestInit & { cookie?: string } = {}, base = BASE): Promise<Response> {
-  const headers = new Headers(init.headers)
-  if (init.cookie) headers.set('cookie', init.cookie)
-  return exports.default.fetch(`${base}${path}`, { ...init, headers, redirect: 'manual' })
-}
-
-function csrfOf(html: string): string {
-  const match = /name="csrf" value="([^"]*)"/.exec(html)
-  if (!match) throw new Error('no csrf field in the page')
-  return match[1]!
-}
-
-function cookiePair(response: Response, name: string): string {
-  const header = response.headers.getSetCookie().find((c) => c.startsWith(`${name}=`))
-  if (!header) throw new Error(`no ${name} cookie set`)
-  return header.split(';')[0]!
-}
-
-function post(path: string, browser: Browser, fields: Record<string, string | string[]>): Promise<Response> {
-  const body = new URLSearchParams()
-  for (const [name, value] of Object.entries(fields)) for (const v of [value].flat()) body.append(name, v)
-  return fetchPage(path, { method: 'POST', cookie: browser.cookie, body })
-}
-
-async function startSignIn(base = BASE) {
-  const form = await fetchPage('/dashboard/sign-in', {}, base)
-  expect(form.status).toBe(200)
-  return { response: form, csrf: csrfOf(await form.text()), cookie: cookiePair(form, 'moat_sign_in_csrf') }
-}
-
-async function signIn(key: string): Promise<Browser> {
-  const form = await startSignIn()
-  const res = await post('/dashboard/sign-in', { cookie: form.cookie, csrf: form.csrf }, { csrf: form.csrf, key })
-  expect(res.status).toBe(303)
-  expect(res.headers.get('location')).toBe('/dashboard')
-  const cookie = cookiePair(res, 'moat_session')
-  const page = await fetchPage('/dashboard', { cookie })
-  expect(page.status).toBe(200)
-  return { cookie, csrf: csrfOf(await page.text()) }
-}
 
 async function seedTraffic(tenant: Tenant, requests: number, actions: string[]) {
   const today = Date.now() - (Date.now() % 86_400_000)

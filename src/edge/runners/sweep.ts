@@ -2,7 +2,7 @@ import { lt } from 'drizzle-orm'
 import { expireUploads } from '../artifacts/multipart-upload.ts'
 import { drainSinkOutbox, resendStaleSinkDeliveries } from '../billing/sink-deliveries.ts'
 import { database } from '../db/client.ts'
-import { idempotencyRecords } from '../db/schema.ts'
+import { idempotencyRecords, requestObservations } from '../db/schema.ts'
 import type { Env } from '../env.ts'
 import { requeueAttempt } from '../jobs/job-transitions.ts'
 import { IDEMPOTENCY_TTL_MS } from '../middleware/idempotency.ts'
@@ -13,6 +13,10 @@ import { readSettings } from '../settings.ts'
 // message (a send that failed after the row was written): send it again. A
 // duplicate message is harmless, the claim is conditional.
 const ORPHANED_QUEUED_MS = 10 * 60 * 1000
+
+// A request observation is kept only to recognise a redelivery of it; queue
+// retries are over long before this. Its rollup stays.
+const OBSERVATION_TTL_MS = 2 * 86_400_000
 
 // Runners that stopped heartbeating are lost; their running jobs go back to
 // the queue for a new attempt. A draining runner keeps its jobs: it is
@@ -54,4 +58,5 @@ export async function scheduledMaintenance(env: Env, now = Date.now()): Promise<
   const db = database(env)
   await purgeRunnerSignatures(db, now)
   await db.delete(idempotencyRecords).where(lt(idempotencyRecords.createdAt, now - IDEMPOTENCY_TTL_MS)).run()
+  await db.delete(requestObservations).where(lt(requestObservations.timestamp, now - OBSERVATION_TTL_MS)).run()
 }
