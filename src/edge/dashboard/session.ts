@@ -1,6 +1,7 @@
 import { and, eq, gt, isNull, lt } from 'drizzle-orm'
 import type { Context } from 'hono'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
+import { sha256Hex } from '../../shared/encoding.ts'
 import { randomString } from '../../shared/ids.ts'
 import type { Database } from '../db/client.ts'
 import { apiKeys, dashboardSessions } from '../db/schema.ts'
@@ -27,18 +28,23 @@ export function cookieOptions(c: Context, maxAgeSeconds: number) {
   return { path: COOKIE_PATH, httpOnly: true, sameSite: 'Strict', secure: !isLoopback(c.req.url), maxAge: maxAgeSeconds } as const
 }
 
+// The cookie holds the session's token; the table holds only its SHA-256 (the
+// row's id), like API keys, so that a read of the database hands out no
+// session.
 export async function startSession(c: Context, db: Database, tenantId: string, keyId: string): Promise<void> {
   const now = Date.now()
-  const session = { id: newToken(), tenantId, keyId, csrfToken: newToken(), createdAt: now, expiresAt: now + SESSION_TTL_MS }
+  const token = newToken()
+  const session = { id: await sha256Hex(token), tenantId, keyId, csrfToken: newToken(), createdAt: now, expiresAt: now + SESSION_TTL_MS }
   // Expired sessions are swept here, at the one moment sessions are written.
   await db.batch([db.delete(dashboardSessions).where(lt(dashboardSessions.expiresAt, now)), db.insert(dashboardSessions).values(session)])
-  setCookie(c, SESSION_COOKIE, session.id, cookieOptions(c, SESSION_TTL_MS / 1000))
+  setCookie(c, SESSION_COOKIE, token, cookieOptions(c, SESSION_TTL_MS / 1000))
 }
 
 // A session counts only while it is unexpired and its key is not revoked.
 export async function readSession(c: Context, db: Database): Promise<DashboardSession | null> {
-  const id = getCookie(c, SESSION_COOKIE)
-  if (!id) return null
+  const token = getCookie(c, SESSION_COOKIE)
+  if (!token) return null
+  const id = await sha256Hex(token)
   const [row] = await db
     .select({ session: dashboardSessions })
     .from(dashboardSessions)
