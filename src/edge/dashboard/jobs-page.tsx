@@ -4,6 +4,8 @@ import type { Database } from '../db/client.ts'
 import { jobs } from '../db/schema.ts'
 import { isTerminal, type JobRow } from '../jobs/job-view.ts'
 import { CsrfField, Layout } from './layout.tsx'
+import type { ModelEntry } from './models-page.tsx'
+import type { JobForm } from './start-job.ts'
 
 export async function loadJobs(db: Database, tenantId: string): Promise<JobRow[]> {
   return db.select().from(jobs).where(eq(jobs.tenantId, tenantId)).orderBy(desc(jobs.id)).limit(100)
@@ -18,9 +20,86 @@ function progressText(job: JobRow): string {
   return job.progressTotal === null ? `${job.progressDone}${unit}` : `${job.progressDone} / ${job.progressTotal}${unit}`
 }
 
-export function JobsPage(props: { csrf: string; jobs: JobRow[] }) {
+const MERGE_EXAMPLE = `merge_method: linear
+models:
+  - model: <model id>/<version>
+    parameters: { weight: 0.5 }
+  - model: <model id>/<version>
+    parameters: { weight: 0.5 }
+dtype: float32`
+
+function VerifyForm(props: { csrf: string; models: ModelEntry[]; form?: JobForm | undefined }) {
+  const chosen = props.form?.kind === 'verify' ? props.form.target : ''
+  const targets = props.models.flatMap(({ model, versions }) =>
+    versions.filter(({ files }) => files.length > 0).map(({ version }) => ({ value: `${model.id}/${version.version}`, label: `${model.name} · ${version.version} (${version.stage})` })),
+  )
+  return (
+    <form method="post" action="/dashboard/jobs/verify">
+      <CsrfField token={props.csrf} />
+      <p>A runner downloads the version's files again and checks each SHA-256; the verdict lands on the version.</p>
+      <p>
+        <label for="verify-target">Model version</label>{' '}
+        <select id="verify-target" name="target" required>
+          {targets.map((target) => (
+            <option value={target.value} selected={target.value === chosen}>{target.label}</option>
+          ))}
+        </select>
+      </p>
+      <button type="submit" disabled={targets.length === 0}>Start verification</button>
+    </form>
+  )
+}
+
+function MergeForm(props: { csrf: string; models: ModelEntry[]; form?: JobForm | undefined }) {
+  const form = props.form?.kind === 'merge' ? props.form : undefined
+  const refs = props.models.flatMap(({ model, versions }) => versions.map(({ version }) => ({ ref: `${model.id}/${version.version}`, name: `${model.name} · ${version.version}` })))
+  return (
+    <form method="post" action="/dashboard/jobs/merge">
+      <CsrfField token={props.csrf} />
+      <p>
+        A mergekit configuration, as <code>POST /v1/merges</code> takes it; models are named by <code>&lt;model id&gt;/&lt;version&gt;</code>.
+        The output becomes a new version of the base model (else the first model), with its lineage.
+      </p>
+      <p>
+        <label for="merge-config">Merge config (YAML)</label>
+        <br />
+        <textarea id="merge-config" name="config" rows={12} cols={70} required spellcheck={false} placeholder={MERGE_EXAMPLE}>{form?.config ?? ''}</textarea>
+      </p>
+      <p>
+        <label for="merge-output-version">Output version (optional)</label>{' '}
+        <input id="merge-output-version" name="output_version" maxlength={64} value={form?.outputVersion ?? ''} />
+      </p>
+      {refs.length > 0 ? (
+        <details>
+          <summary>Model references of this tenant</summary>
+          <ul>
+            {refs.map((ref) => (
+              <li><code>{ref.ref}</code> {ref.name}</li>
+            ))}
+          </ul>
+        </details>
+      ) : null}
+      <button type="submit">Start merge</button>
+    </form>
+  )
+}
+
+export function JobsPage(props: { csrf: string; jobs: JobRow[]; models: ModelEntry[]; form?: JobForm; error?: string }) {
   return (
     <Layout title="Jobs" current="/dashboard/jobs" csrf={props.csrf}>
+      {props.error ? <p class="error" role="alert">{props.error}</p> : null}
+      <h2>Start a job</h2>
+      <div class="columns">
+        <section aria-labelledby="verify-heading">
+          <h3 id="verify-heading">Verify a version's files</h3>
+          <VerifyForm csrf={props.csrf} models={props.models} form={props.form} />
+        </section>
+        <section aria-labelledby="merge-heading">
+          <h3 id="merge-heading">Merge models</h3>
+          <MergeForm csrf={props.csrf} models={props.models} form={props.form} />
+        </section>
+      </div>
+      <h2>Latest jobs</h2>
       {props.jobs.length === 0 ? <p>No jobs yet.</p> : null}
       <table>
         <thead>

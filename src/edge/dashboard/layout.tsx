@@ -23,6 +23,9 @@ th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #8884}
 .cards{display:flex;gap:1rem;flex-wrap:wrap}
 .card{border:1px solid #8886;border-radius:6px;padding:.75rem 1rem;min-width:9rem}
 .card strong{display:block;font-size:1.6rem}
+.columns{display:flex;gap:2rem;flex-wrap:wrap}
+.columns>section{flex:1;min-width:20rem}
+textarea{font-family:ui-monospace,monospace;width:100%;box-sizing:border-box}
 .notice{border:2px solid #16a34a;padding:.75rem;border-radius:6px}
 .error{border:2px solid #dc2626;padding:.75rem;border-radius:6px}
 code{word-break:break-all}

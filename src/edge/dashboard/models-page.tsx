@@ -1,11 +1,12 @@
-import { desc, eq, inArray } from 'drizzle-orm'
+import { and, desc, eq, inArray } from 'drizzle-orm'
 import type { Database } from '../db/client.ts'
-import { models, modelVersions } from '../db/schema.ts'
+import { modelLineage, models, modelVersions } from '../db/schema.ts'
 import { filesOf, type FileRow, type ModelRow, type VersionRow } from '../models/model-store.ts'
 import { STAGES } from '../models/set-version-stage.ts'
 import { CsrfField, Layout } from './layout.tsx'
 
-export type ModelEntry = { model: ModelRow; versions: { version: VersionRow; files: FileRow[] }[] }
+type LineageRow = typeof modelLineage.$inferSelect
+export type ModelEntry = { model: ModelRow; versions: { version: VersionRow; files: FileRow[]; lineage?: LineageRow }[] }
 
 export async function loadModels(db: Database, tenantId: string): Promise<ModelEntry[]> {
   const rows = await db.select().from(models).where(eq(models.tenantId, tenantId)).orderBy(desc(models.id)).limit(100)
@@ -16,10 +17,45 @@ export async function loadModels(db: Database, tenantId: string): Promise<ModelE
     .where(inArray(modelVersions.modelId, rows.map((m) => m.id)))
     .orderBy(desc(modelVersions.createdAt))
   const files = await filesOf(db, versions.map((v) => v.id))
+  const lineage = new Map<string, LineageRow>()
+  // D1 caps bound parameters per statement; 90 ids per query stays under it.
+  for (let i = 0; i < versions.length; i += 90) {
+    const ids = versions.slice(i, i + 90).map((v) => v.id)
+    const found = await db.select().from(modelLineage).where(and(eq(modelLineage.tenantId, tenantId), inArray(modelLineage.versionId, ids)))
+    for (const row of found) lineage.set(row.versionId, row)
+  }
   return rows.map((model) => ({
     model,
-    versions: versions.filter((v) => v.modelId === model.id).map((version) => ({ version, files: files.get(version.id) ?? [] })),
+    versions: versions
+      .filter((v) => v.modelId === model.id)
+      .map((version) => {
+        const row = lineage.get(version.id)
+        return { version, files: files.get(version.id) ?? [], ...(row ? { lineage: row } : {}) }
+      }),
   }))
+}
+
+// Where a merged version came from: the job, the method, and each input
+// version with the SHA-256 of the files the merge read.
+function Lineage(props: { lineage: LineageRow | undefined; names: Map<string, string> }) {
+  const { lineage } = props
+  if (!lineage) return <span>uploaded</span>
+  const method = typeof lineage.config.merge_method === 'string' ? lineage.config.merge_method : 'merge'
+  return (
+    <div class="lineage">
+      <span>{`${method} by `}<a href={`/dashboard/jobs/${lineage.jobId}`}>{lineage.jobId}</a>{' of:'}</span>
+      <ul>
+        {lineage.inputs.map((input) => (
+          <li>
+            <a href={`#model-${input.model_id}`}>{`${props.names.get(input.model_id) ?? input.model_id} · ${input.version}`}</a>
+            {input.files.map((file) => (
+              <div>{file.name}: <code>{file.sha256}</code></div>
+            ))}
+          </li>
+        ))}
+      </ul>
+    </div>
+  )
 }
 
 function StageForm(props: { csrf: string; model: ModelRow; version: VersionRow }) {
@@ -39,6 +75,7 @@ function StageForm(props: { csrf: string; model: ModelRow; version: VersionRow }
 }
 
 export function ModelsPage(props: { csrf: string; entries: ModelEntry[]; error?: string }) {
+  const names = new Map(props.entries.map(({ model }) => [model.id, model.name]))
   return (
     <Layout title="Models" current="/dashboard/models" csrf={props.csrf}>
       {props.error ? <p class="error" role="alert">{props.error}</p> : null}
@@ -49,11 +86,11 @@ export function ModelsPage(props: { csrf: string; entries: ModelEntry[]; error?:
           <p>{`${model.format} · ${model.task}`}</p>
           <table>
             <thead>
-              <tr><th>Version</th><th>Stage</th><th>Verification</th><th>Files (SHA-256)</th><th>Change stage</th></tr>
+              <tr><th>Version</th><th>Stage</th><th>Verification</th><th>Files (SHA-256)</th><th>Lineage</th><th>Change stage</th></tr>
             </thead>
             <tbody>
-              {versions.map(({ version, files }) => (
-                <tr>
+              {versions.map(({ version, files, lineage }) => (
+                <tr id={`version-${version.id}`}>
                   <td>{version.version}</td>
                   <td>{version.stage}</td>
                   <td>{version.verification}</td>
@@ -62,6 +99,7 @@ export function ModelsPage(props: { csrf: string; entries: ModelEntry[]; error?:
                       <div>{file.name}: <code>{file.sha256}</code></div>
                     ))}
                   </td>
+                  <td><Lineage lineage={lineage} names={names} /></td>
                   <td><StageForm csrf={props.csrf} model={model} version={version} /></td>
                 </tr>
               ))}

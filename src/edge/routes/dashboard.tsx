@@ -5,9 +5,10 @@ import { constantTimeEqual } from '../../shared/constant-time.ts'
 import { hasScope, SCOPES } from '../auth/scopes.ts'
 import { GuardPage, loadGuardClients } from '../dashboard/guard-page.tsx'
 import { JobPage, JobsPage, loadJob, loadJobs } from '../dashboard/jobs-page.tsx'
+import { startJob, type JobForm } from '../dashboard/start-job.ts'
 import { KeysPage, loadKeys } from '../dashboard/keys-page.tsx'
 import { loadModels, ModelsPage } from '../dashboard/models-page.tsx'
-import { loadModerationEvents, ModerationPage } from '../dashboard/moderation-page.tsx'
+import { loadCategoryGroups, loadModerationEvents, ModerationPage } from '../dashboard/moderation-page.tsx'
 import { loadOverview, OverviewPage } from '../dashboard/overview-page.tsx'
 import { parsePeriod } from '../dashboard/period.ts'
 import { cookieOptions, endSession, newToken, readSession, startSession, type DashboardSession } from '../dashboard/session.ts'
@@ -35,7 +36,7 @@ type DashboardContext = Context<DashboardEnv>
 const SIGN_IN_CSRF_COOKIE = 'moat_sign_in_csrf'
 const SIGN_IN_CSRF_TTL_SECONDS = 30 * 60
 
-async function page(c: Context, node: Child, status: 200 | 400 | 401 | 403 | 404 | 409 = 200): Promise<Response> {
+async function page(c: Context, node: Child, status: 200 | 400 | 401 | 403 | 404 | 409 | 429 = 200): Promise<Response> {
   return c.html(`<!doctype html>${await (node as { toString(): string | Promise<string> }).toString()}`, status)
 }
 
@@ -126,10 +127,41 @@ function keyRoutes(app: Hono<DashboardEnv>) {
   })
 }
 
+function field(form: Record<string, unknown>, name: string): string {
+  const value = form[name]
+  return typeof value === 'string' ? value : ''
+}
+
+// Starts a job from one of the jobs page's forms and shows it live; a job that
+// cannot start is explained on the jobs page, with the form as it was sent.
+async function startJobFromForm(c: DashboardContext, form: JobForm): Promise<Response> {
+  const session = c.get('session')
+  try {
+    const job = await startJob(c as unknown as Context<AppEnv>, session, form)
+    return c.redirect(`/dashboard/jobs/${job.id}`, 303)
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error
+    const db = database(c.env)
+    const [jobs, models] = await Promise.all([loadJobs(db, session.tenantId), loadModels(db, session.tenantId)])
+    const status = error.status as 400 | 404 | 409 | 429
+    return page(c, <JobsPage csrf={session.csrfToken} jobs={jobs} models={models} form={form} error={error.message} />, status)
+  }
+}
+
 function jobRoutes(app: Hono<DashboardEnv>) {
   app.get('/dashboard/jobs', async (c) => {
     const { tenantId, csrfToken } = c.get('session')
-    return page(c, <JobsPage csrf={csrfToken} jobs={await loadJobs(database(c.env), tenantId)} />)
+    const db = database(c.env)
+    const [jobs, models] = await Promise.all([loadJobs(db, tenantId), loadModels(db, tenantId)])
+    return page(c, <JobsPage csrf={csrfToken} jobs={jobs} models={models} />)
+  })
+  app.post('/dashboard/jobs/verify', async (c) => {
+    const form = await c.req.parseBody()
+    return startJobFromForm(c, { kind: 'verify', target: field(form, 'target') })
+  })
+  app.post('/dashboard/jobs/merge', async (c) => {
+    const form = await c.req.parseBody()
+    return startJobFromForm(c, { kind: 'merge', config: field(form, 'config'), outputVersion: field(form, 'output_version').trim() })
   })
   app.get('/dashboard/jobs/:id', async (c) => {
     const { tenantId, csrfToken } = c.get('session')
@@ -223,11 +255,23 @@ export function dashboardRoutes() {
     const days = await periodOrBadRequest(c)
     if (days instanceof Response) return days
     const { tenantId, csrfToken } = c.get('session')
-    return page(c, <UsagePage csrf={csrfToken} days={days} series={await loadUsage(database(c.env), tenantId, days)} />)
+    const db = database(c.env)
+    const keys = (await loadKeys(db, tenantId)).map((key) => ({ id: key.id, label: `${key.name} (${key.prefix}…)` }))
+    const wanted = c.req.query('key') ?? ''
+    const key = keys.find((k) => k.id === wanted)
+    if (wanted !== '' && !key) {
+      return page(c, <MessagePage title="Bad request" message="key must be one of this tenant's keys." link={{ href: '/dashboard/usage', label: 'Back' }} />, 400)
+    }
+    const series = await loadUsage(db, tenantId, days, key?.id)
+    return page(c, <UsagePage csrf={csrfToken} days={days} series={series} keys={keys} chosen={key} />)
   })
   app.get('/dashboard/moderation', async (c) => {
+    const days = await periodOrBadRequest(c)
+    if (days instanceof Response) return days
     const { tenantId, csrfToken } = c.get('session')
-    return page(c, <ModerationPage csrf={csrfToken} events={await loadModerationEvents(database(c.env), tenantId)} />)
+    const db = database(c.env)
+    const [groups, events] = await Promise.all([loadCategoryGroups(db, tenantId, days), loadModerationEvents(db, tenantId)])
+    return page(c, <ModerationPage csrf={csrfToken} days={days} groups={groups} events={events} />)
   })
   keyRoutes(app)
   jobRoutes(app)
