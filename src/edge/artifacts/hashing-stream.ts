@@ -5,6 +5,9 @@ export type HashedStream = {
   readable: ReadableStream<Uint8Array>
   // Resolves once the whole body has passed through, with its SHA-256 and size.
   done: Promise<{ sha256: string; size: number }>
+  // Stops reading the body (a writer that failed will not drain `readable`):
+  // `done` rejects with the reason.
+  abort: (reason: unknown) => void
 }
 
 export type HashingOptions = {
@@ -38,9 +41,10 @@ export function hashingStream(body: ReadableStream<Uint8Array>, options: Hashing
     },
   })
   const fixed = new FixedLengthStream(options.length)
-  const piped = body.pipeThrough(transform).pipeTo(fixed.writable)
+  const aborter = new AbortController()
+  const piped = body.pipeThrough(transform).pipeTo(fixed.writable, { signal: aborter.signal })
   const done = piped.then(async () => ({ sha256: toHex(await digest.digest), size }))
-  return { readable: fixed.readable, done }
+  return { readable: fixed.readable, done, abort: (reason) => aborter.abort(reason) }
 }
 
 export function requireContentLength(header: string | undefined, max: number, what: string): number {

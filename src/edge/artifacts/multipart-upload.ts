@@ -127,7 +127,7 @@ export async function putUploadPart(env: Env, upload: UploadRow, input: PutPartI
     const hash = ResumableSha256.restore(claimed.hash_state)
     const hashed = hashingStream(input.body, { length: input.length, onChunk: (chunk) => hash.update(chunk) })
     const multipart = env.ARTIFACTS.resumeMultipartUpload(upload.artifactKey, upload.r2UploadId)
-    const [{ sha256 }, part] = await settleStreamedWrite(hashed.done, multipart.uploadPart(input.partNumber, hashed.readable))
+    const [{ sha256 }, part] = await settleStreamedWrite(hashed, multipart.uploadPart(input.partNumber, hashed.readable))
     if (input.expectedPartSha256 && input.expectedPartSha256 !== sha256) {
       throw new ApiError(401, 'Runner signature refused: body does not match its signed hash', { code: 'invalid_signature' })
     }
@@ -173,26 +173,51 @@ export async function completeUpload(env: Env, upload: UploadRow, expectedSha256
   const db = database(env)
   const multipart = env.ARTIFACTS.resumeMultipartUpload(upload.artifactKey, upload.r2UploadId)
   const sha256 = ResumableSha256.restore(upload.hashState).digestHex()
+  // Until the final row is written, any fault hands the claim back: the
+  // upload is pending again and the client may retry.
+  const unclaim = () => db.update(uploads).set({ status: 'pending' }).where(and(eq(uploads.id, upload.id), eq(uploads.status, 'completing'))).run()
   if (sha256 !== expectedSha256) {
-    await multipart.abort()
-    await db.update(uploads).set({ status: 'failed', sha256, completedAt: now }).where(eq(uploads.id, upload.id)).run()
+    try {
+      await db.update(uploads).set({ status: 'failed', sha256, completedAt: now }).where(eq(uploads.id, upload.id)).run()
+    } catch (error) {
+      await unclaim()
+      throw error
+    }
+    // The row says failed; parts left behind by a failed abort expire in R2.
+    await multipart.abort().catch((error: unknown) => logUploadFault(upload, `aborting a discarded upload failed: ${String(error)}`))
     throw new ApiError(422, `SHA-256 mismatch: expected ${expectedSha256}, received ${sha256}; the upload is discarded`, {
       code: 'sha256_mismatch',
       param: 'sha256',
     })
   }
   try {
-    await multipart.complete(upload.parts.map(({ partNumber, etag }) => ({ partNumber, etag })))
+    await completeMultipart(env, upload, multipart)
+    const [completed] = await db
+      .update(uploads)
+      .set({ status: 'completed', sha256, completedAt: now })
+      .where(eq(uploads.id, upload.id))
+      .returning()
+    return completed!
   } catch (error) {
-    await db.update(uploads).set({ status: 'pending' }).where(eq(uploads.id, upload.id)).run()
+    await unclaim()
     throw error
   }
-  const [completed] = await db
-    .update(uploads)
-    .set({ status: 'completed', sha256, completedAt: now })
-    .where(eq(uploads.id, upload.id))
-    .returning()
-  return completed!
+}
+
+// R2 completes a multipart upload once. A retry after a fault that struck
+// between R2 completing it and the row saying so finds the object already
+// assembled under the upload's own key, and takes it.
+async function completeMultipart(env: Env, upload: UploadRow, multipart: R2MultipartUpload): Promise<void> {
+  try {
+    await multipart.complete(upload.parts.map(({ partNumber, etag }) => ({ partNumber, etag })))
+  } catch (error) {
+    const assembled = await env.ARTIFACTS.head(upload.artifactKey).catch(() => null)
+    if (assembled?.size !== upload.bytes) throw error
+  }
+}
+
+function logUploadFault(upload: Pick<UploadRow, 'id'>, message: string): void {
+  console.error(JSON.stringify({ level: 'error', upload_id: upload.id, message }))
 }
 
 export async function cancelUpload(env: Env, upload: UploadRow, now = Date.now()): Promise<UploadRow> {
@@ -205,8 +230,18 @@ export async function cancelUpload(env: Env, upload: UploadRow, now = Date.now()
     .where(and(eq(uploads.id, upload.id), eq(uploads.status, 'pending')))
     .returning()
   if (!cancelled) throw new ApiError(409, `Upload ${upload.id} changed meanwhile`, { code: 'upload_conflict' })
-  await env.ARTIFACTS.resumeMultipartUpload(upload.artifactKey, upload.r2UploadId).abort()
+  await discardStorage(env, cancelled)
   return cancelled
+}
+
+// The row is the truth; freeing R2 is best effort (R2 expires the parts of an
+// abandoned multipart upload itself). The object under the upload's own key
+// exists only if a completion was cut off after R2 assembled it.
+async function discardStorage(env: Env, upload: Pick<UploadRow, 'id' | 'artifactKey' | 'r2UploadId'>): Promise<void> {
+  await env.ARTIFACTS.resumeMultipartUpload(upload.artifactKey, upload.r2UploadId)
+    .abort()
+    .catch((error: unknown) => logUploadFault(upload, `aborting the R2 multipart upload failed: ${String(error)}`))
+  await env.ARTIFACTS.delete(upload.artifactKey).catch((error: unknown) => logUploadFault(upload, `deleting the assembled object failed: ${String(error)}`))
 }
 
 // Pending uploads past their expiry are aborted in R2, so their parts stop
@@ -215,13 +250,11 @@ export async function expireUploads(env: Env, now = Date.now()): Promise<number>
   const { results } = await env.DB.prepare(
     `UPDATE uploads SET status = 'expired', completed_at = ?1
       WHERE id IN (SELECT id FROM uploads WHERE status = 'pending' AND expires_at < ?1 LIMIT 100)
-      RETURNING artifact_key, r2_upload_id`,
+      RETURNING id, artifact_key, r2_upload_id`,
   )
     .bind(now)
-    .all<{ artifact_key: string; r2_upload_id: string }>()
-  for (const upload of results) {
-    await env.ARTIFACTS.resumeMultipartUpload(upload.artifact_key, upload.r2_upload_id).abort()
-  }
+    .all<{ id: string; artifact_key: string; r2_upload_id: string }>()
+  for (const upload of results) await discardStorage(env, { id: upload.id, artifactKey: upload.artifact_key, r2UploadId: upload.r2_upload_id })
   return results.length
 }
 

@@ -1,6 +1,6 @@
 import type { Env } from '../env.ts'
 import { ApiError } from '../errors.ts'
-import { hashingStream } from './hashing-stream.ts'
+import { hashingStream, type HashedStream } from './hashing-stream.ts'
 
 export type StoredArtifact = { key: string; sha256: string; size: number }
 
@@ -13,9 +13,15 @@ export type StoreArtifactOptions = {
 }
 
 // Waits for both ends of a streamed write. The hashing side knows why a body
-// was refused (its length), so its error is the one reported.
-export async function settleStreamedWrite<T, U>(hashing: Promise<T>, writing: Promise<U>): Promise<[T, U]> {
-  const [hashed, written] = await Promise.allSettled([hashing, writing])
+// was refused (its length), so its error is the one reported. A write that
+// fails without draining the stream (R2 refusing at once) stops the hashing
+// side too, or it would wait for a reader forever.
+export async function settleStreamedWrite<U>(hashing: HashedStream, writing: Promise<U>): Promise<[Awaited<HashedStream['done']>, U]> {
+  const stopping = writing.catch((error: unknown) => {
+    hashing.abort(error)
+    throw error
+  })
+  const [hashed, written] = await Promise.allSettled([hashing.done, stopping])
   if (hashed.status === 'rejected') throw hashed.reason
   if (written.status === 'rejected') throw written.reason
   return [hashed.value, written.value]
@@ -29,7 +35,7 @@ export async function storeArtifact(env: Pick<Env, 'ARTIFACTS'>, options: StoreA
   const write = env.ARTIFACTS.put(options.key, hashed.readable, {
     httpMetadata: { contentType: options.contentType ?? 'application/octet-stream' },
   })
-  const [{ sha256, size }] = await settleStreamedWrite(hashed.done, write)
+  const [{ sha256, size }] = await settleStreamedWrite(hashed, write)
   if (options.expectedSha256 && options.expectedSha256 !== sha256) {
     await env.ARTIFACTS.delete(options.key)
     throw new ApiError(422, `SHA-256 mismatch: expected ${options.expectedSha256}, received ${sha256}`, { code: 'sha256_mismatch' })

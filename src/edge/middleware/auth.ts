@@ -55,7 +55,16 @@ export function requireKey(): MiddlewareHandler<AppEnv> {
     c.set('auth', { tenantId: row.tenantId, keyId: row.id, scopes: row.scopes, limits: found.limits })
     const now = Date.now()
     if (row.lastUsedAt === null || now - row.lastUsedAt > LAST_USED_RESOLUTION_MS) {
-      c.executionCtx.waitUntil(db.update(apiKeys).set({ lastUsedAt: now }).where(eq(apiKeys.id, row.id)).run())
+      // Best effort: a failed bookkeeping write must not fail the request or
+      // surface as an unhandled rejection.
+      c.executionCtx.waitUntil(
+        db
+          .update(apiKeys)
+          .set({ lastUsedAt: now })
+          .where(eq(apiKeys.id, row.id))
+          .run()
+          .catch((error: unknown) => console.error(JSON.stringify({ level: 'error', message: `recording a key's last use failed: ${String(error)}` }))),
+      )
     }
     await next()
   }

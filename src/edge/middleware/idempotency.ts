@@ -68,10 +68,16 @@ export function idempotency(): MiddlewareHandler<AppEnv> {
       const value = c.res.headers.get(name)
       if (value !== null) headers[name] = value
     }
+    // The work is done: if its response cannot be stored, it still goes out,
+    // and the claim is released so that the key is not stuck in progress.
     await db
       .update(idempotencyRecords)
       .set({ state: 'complete', status: c.res.status, headers, body: await c.res.clone().text() })
       .where(and(eq(idempotencyRecords.scope, scope), eq(idempotencyRecords.key, key)))
       .run()
+      .catch(async (error: unknown) => {
+        console.error(JSON.stringify({ level: 'error', request_id: c.get('requestId'), message: `storing an idempotent response failed: ${String(error)}` }))
+        await release().catch(() => undefined)
+      })
   }
 }

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray } from 'drizzle-orm'
+import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import { createId } from '../../shared/ids.ts'
 import type { Database } from '../db/client.ts'
 import { modelFiles, models, modelVersions } from '../db/schema.ts'
@@ -64,14 +64,12 @@ export async function findVersion(db: Database, model: ModelRow, version: string
   return row
 }
 
-// Writing the first file of a version creates the version, in staging.
-export async function findOrCreateVersion(db: Database, model: ModelRow, version: string): Promise<VersionRow> {
-  await db
-    .insert(modelVersions)
-    .values({ id: createId('mv'), modelId: model.id, tenantId: model.tenantId, version, createdAt: Date.now() })
-    .onConflictDoNothing()
-    .run()
-  return findVersion(db, model, version)
+export async function findVersionIfAny(db: Database, model: ModelRow, version: string): Promise<VersionRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(modelVersions)
+    .where(and(eq(modelVersions.modelId, model.id), eq(modelVersions.version, version)))
+  return row
 }
 
 export async function filesOf(db: Database, versionIds: string[]): Promise<Map<string, FileRow[]>> {
@@ -82,8 +80,8 @@ export async function filesOf(db: Database, versionIds: string[]): Promise<Map<s
   return byVersion
 }
 
-function fileExists(version: VersionRow, name: string): ApiError {
-  return new ApiError(409, `Version ${version.version} already has a file named '${name}'; files are immutable`, {
+function fileExists(version: string, name: string): ApiError {
+  return new ApiError(409, `Version ${version} already has a file named '${name}'; files are immutable`, {
     code: 'file_exists',
     param: 'name',
   })
@@ -97,18 +95,36 @@ export async function assertFileNameFree(db: Database, version: VersionRow, name
     .select({ id: modelFiles.id })
     .from(modelFiles)
     .where(and(eq(modelFiles.versionId, version.id), eq(modelFiles.name, name)))
-  if (existing) throw fileExists(version, name)
+  if (existing) throw fileExists(version.version, name)
 }
 
 export type NewFile = { fileId: string; name: string; artifactKey: string; sha256: string; size: number }
 
-export async function recordFile(db: Database, version: VersionRow, file: NewFile): Promise<FileRow> {
-  const [row] = await db
+// What inspecting a served ONNX file found, kept on its version.
+export type VersionInspection = Pick<VersionRow, 'io' | 'probe'>
+
+// Writing the first file of a version creates the version, in staging. The
+// version, what inspection found and the file row go in as one batch (one
+// transaction): a fault leaves neither an empty version nor a file without
+// its version.
+export async function recordVersionFile(
+  db: Database,
+  model: ModelRow,
+  version: string,
+  file: NewFile,
+  inspection?: VersionInspection,
+): Promise<FileRow> {
+  const versionId = sql`(SELECT ${modelVersions.id} FROM ${modelVersions} WHERE ${modelVersions.modelId} = ${model.id} AND ${modelVersions.version} = ${version})`
+  const createVersion = db
+    .insert(modelVersions)
+    .values({ id: createId('mv'), modelId: model.id, tenantId: model.tenantId, version, createdAt: Date.now() })
+    .onConflictDoNothing()
+  const insertFile = db
     .insert(modelFiles)
     .values({
       id: file.fileId,
-      versionId: version.id,
-      tenantId: version.tenantId,
+      versionId,
+      tenantId: model.tenantId,
       name: file.name,
       artifactKey: file.artifactKey,
       sha256: file.sha256,
@@ -117,6 +133,12 @@ export async function recordFile(db: Database, version: VersionRow, file: NewFil
     })
     .onConflictDoNothing()
     .returning()
+  // The inspection is written only while the name is free: a refused file
+  // never changes what the version's served file looks like.
+  const nameFree = sql`NOT EXISTS (SELECT 1 FROM ${modelFiles} WHERE ${modelFiles.versionId} = ${versionId} AND ${modelFiles.name} = ${file.name})`
+  const [row] = inspection
+    ? (await db.batch([createVersion, db.update(modelVersions).set(inspection).where(and(eq(modelVersions.id, versionId), nameFree)), insertFile]))[2]
+    : (await db.batch([createVersion, insertFile]))[1]
   if (!row) throw fileExists(version, file.name)
   return row
 }

@@ -15,8 +15,8 @@ import { idempotency } from '../middleware/idempotency.ts'
 import {
   assertFileNameFree,
   findModel,
-  findOrCreateVersion,
-  recordFile,
+  findVersionIfAny,
+  recordVersionFile,
   fileView,
   type ModelRow,
 } from '../models/model-store.ts'
@@ -105,21 +105,20 @@ async function putModelFile(c: Context<AppEnv>, modelId: string, version: string
   const db = database(c.env)
   const model = await findModel(db, c.get('auth').tenantId, modelId)
   const fileName = name(model)
-  const row = await findOrCreateVersion(db, model, version)
-  await assertFileNameFree(db, row, fileName)
+  const existing = await findVersionIfAny(db, model, version)
+  if (existing) await assertFileNameFree(db, existing, fileName)
   const fileId = createId('file')
   const stored = await storeArtifact(c.env, {
-    key: modelFileKey(model.tenantId, model.id, row.version, fileId, fileName),
+    key: modelFileKey(model.tenantId, model.id, version, fileId, fileName),
     body: body ?? new Blob([]).stream(),
     length,
     ...(expected ? { expectedSha256: expected } : {}),
   })
   let file
   try {
-    if (isServedOnnxFile(model, fileName)) {
-      await inspectOnnxFile(c.env, db, model, row, { name: fileName, artifact_key: stored.key, sha256: stored.sha256, size: stored.size })
-    }
-    file = await recordFile(db, row, { fileId, name: fileName, artifactKey: stored.key, sha256: stored.sha256, size: stored.size })
+    const artifact = { name: fileName, artifact_key: stored.key, sha256: stored.sha256, size: stored.size }
+    const inspection = isServedOnnxFile(model, fileName) ? await inspectOnnxFile(c.env, model, artifact) : undefined
+    file = await recordVersionFile(db, model, version, { fileId, name: fileName, artifactKey: stored.key, sha256: stored.sha256, size: stored.size }, inspection)
   } catch (error) {
     await c.env.ARTIFACTS.delete(stored.key)
     throw error
@@ -151,22 +150,22 @@ export function modelFileRoutes() {
           param: 'upload_id',
         })
       }
-      const row = await findOrCreateVersion(db, model, version)
+      const existing = await findVersionIfAny(db, model, version)
+      if (existing) await assertFileNameFree(db, existing, name)
       const claimed = await c.env.DB.prepare(`UPDATE uploads SET status = 'attached' WHERE id = ?1 AND status = 'completed' RETURNING id`)
         .bind(upload.id)
         .first()
       if (!claimed) throw new ApiError(409, `Upload ${upload.id} is already attached`, { code: 'upload_attached', param: 'upload_id' })
       try {
-        if (isServedOnnxFile(model, name)) {
-          await inspectOnnxFile(c.env, db, model, row, { name, artifact_key: upload.artifactKey, sha256: upload.sha256, size: upload.bytes })
-        }
-        const file = await recordFile(db, row, {
+        const artifact = { name, artifact_key: upload.artifactKey, sha256: upload.sha256, size: upload.bytes }
+        const inspection = isServedOnnxFile(model, name) ? await inspectOnnxFile(c.env, model, artifact) : undefined
+        const file = await recordVersionFile(db, model, version, {
           fileId: createId('file'),
           name,
           artifactKey: upload.artifactKey,
           sha256: upload.sha256,
           size: upload.bytes,
-        })
+        }, inspection)
         return c.json(fileView(file), 201)
       } catch (error) {
         await c.env.DB.prepare(`UPDATE uploads SET status = 'completed' WHERE id = ?1`).bind(upload.id).run()
