@@ -56,6 +56,7 @@ export async function startStack(vars: Record<string, string> = {}): Promise<Sta
 
 export type Client = {
   key: string
+  tenantId: string
   call: (path: string, init?: { method?: string; body?: unknown; raw?: Uint8Array }) => Promise<{ status: number; body: any }>
 }
 
@@ -66,9 +67,11 @@ export async function tenantClient(edge: Edge): Promise<Client> {
     body: JSON.stringify({ name: 'e2e' }),
   })
   if (res.status !== 201) throw new Error(`tenant: ${res.status} ${await res.text()}`)
-  const key = ((await res.json()) as { api_key: { key: string } }).api_key.key
+  const created = (await res.json()) as { tenant: { id: string }; api_key: { key: string } }
+  const key = created.api_key.key
   return {
     key,
+    tenantId: created.tenant.id,
     call: async (path, init = {}) => {
       const headers: Record<string, string> = { authorization: `Bearer ${key}` }
       if (init.body !== undefined) headers['content-type'] = 'application/json'

@@ -30,7 +30,9 @@ textarea{font-family:ui-monospace,monospace;width:100%;box-sizing:border-box}
 .error{border:2px solid #dc2626;padding:.75rem;border-radius:6px}
 code{word-break:break-all}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
-a:focus,button:focus,input:focus,select:focus{outline:3px solid #2563eb;outline-offset:2px}
+/* Every focusable thing shows where the keyboard is: dark blue on the light page, light blue on the dark nav. */
+:focus-visible{outline:3px solid #1d4ed8;outline-offset:2px}
+nav :focus-visible{outline-color:#93c5fd}
 progress{width:20rem}
 `
 
