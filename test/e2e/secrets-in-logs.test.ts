@@ -45,7 +45,8 @@ it('writes no secret to the edge or runner logs', async () => {
   const webhook = await tenant.call('/v1/webhooks', { body: { url: `${refusingUrl}/hook`, events: ['*'] } })
   expect(webhook.status).toBe(201)
   const sinkCredential = 'sk_test_51LoggedNowhereCredential0123456789'
-  expect((await tenant.call('/v1/billing/sinks', { body: { provider: 'stripe', url: `${refusingUrl}/stripe`, credential: sinkCredential, customer: 'cus_1' } })).status).toBe(201)
+  const sink = await tenant.call('/v1/billing/sinks', { body: { provider: 'stripe', url: `${refusingUrl}/stripe`, credential: sinkCredential, customer: 'cus_1' } })
+  expect(sink.status).toBe(201)
   const upstreamToken = 'upstream-bearer-logged-nowhere-0123456789'
   expect(
     (await tenant.call('/v1/routes', { body: { name: 'owner', kind: 'openai', upstream_url: `${upstream.url}/v1`, headers: { authorization: `Bearer ${upstreamToken}` } } })).status,
@@ -60,14 +61,15 @@ it('writes no secret to the edge or runner logs', async () => {
   expect(chat.status).toBe(200)
   expect(upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${upstreamToken}`)
   const model = (await tenant.call('/v1/models', { body: { name: 'weights', format: 'safetensors', task: 'regression' } })).body
-  expect((await tenant.call(`/v1/models/${model.id}/versions/1/artifact`, { method: 'PUT', raw: demoSafetensors() })).status).toBe(200)
+  expect((await tenant.call(`/v1/models/${model.id}/versions/1/artifact`, { method: 'PUT', raw: demoSafetensors() })).status).toBe(201)
   const job = (await tenant.call('/v1/jobs', { body: { type: 'verify_artifact', model: model.id } })).body
   await waitFor('the job to succeed', async () => ((await tenant.call(`/v1/jobs/${job.id}`)).body.status === 'succeeded' ? true : undefined))
 
   // Traffic that fails: wrong keys and tokens, forged runner signatures.
   const wrongKey = `${key.slice(0, -4)}ZZZZ`
   expect((await fetch(`${stack.edge.url}/v1/models`, { headers: { authorization: `Bearer ${wrongKey}` } })).status).toBe(401)
-  expect((await fetch(`${stack.edge.url}/admin/tenants`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}x` } })).status).toBe(401)
+  const wrongAdmin = await fetch(`${stack.edge.url}/admin/tenants`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}x`, 'content-type': 'application/json' }, body: '{"name":"x"}' })
+  expect(wrongAdmin.status).toBe(401)
   const forged = await signRunnerRequest({ secret: `${RUNNER_SECRET}-forged`, method: 'POST', path: '/internal/v1/runners/register', body: '{}' })
   expect((await fetch(`${stack.edge.url}/internal/v1/runners/register`, { method: 'POST', headers: { ...forged, 'content-type': 'application/json' }, body: '{}' })).status).toBe(401)
   const runner = stack.runners[0]!
@@ -78,6 +80,11 @@ it('writes no secret to the edge or runner logs', async () => {
   await waitFor('a refused webhook delivery', async () => {
     const hooks = (await tenant.call(`/v1/webhooks/${webhook.body.id}/deliveries`)).body
     return hooks.data.some((delivery: { last_status: number | null }) => delivery.last_status === 500) ? true : undefined
+  })
+
+  await waitFor('a refused sink delivery', async () => {
+    const sent = (await tenant.call(`/v1/billing/sinks/${sink.body.id}/deliveries`)).body
+    return sent.data.some((delivery: { attempts: number }) => delivery.attempts > 0) ? true : undefined
   })
 
   const logs = `${stack.edge.output().slice(edgeLogStart)}\n${stack.runners.map((r) => r.output()).join('\n')}`
