@@ -48,9 +48,12 @@ function Lineage(props: { lineage: LineageRow | undefined; names: Map<string, st
         {lineage.inputs.map((input) => (
           <li>
             <a href={`#model-${input.model_id}`}>{`${props.names.get(input.model_id) ?? input.model_id} · ${input.version}`}</a>
-            {input.files.map((file) => (
-              <div>{file.name}: <code>{file.sha256}</code></div>
-            ))}
+            <details>
+              <summary>{`${input.files.length} file${input.files.length === 1 ? '' : 's'} read`}</summary>
+              {input.files.map((file) => (
+                <div>{file.name}: <code>{file.sha256}</code></div>
+              ))}
+            </details>
           </li>
         ))}
       </ul>
