@@ -235,6 +235,9 @@ export const deadLetters = sqliteTable('dead_letters', {
   body: text('body', { mode: 'json' }).notNull(),
   attempts: integer('attempts').notNull(),
   createdAt: integer('created_at').notNull().default(sql`(unixepoch() * 1000)`),
+  // Set once a dead-lettered usage message has been written to the ledger
+  // after all (src/edge/usage/replay-usage-dead-letters.ts).
+  replayedAt: integer('replayed_at'),
 })
 
 // Endpoints a tenant registers for events (`job.*`, `usage.*`, …). The signing

@@ -1,6 +1,7 @@
 import type { Env } from '../env.ts'
 import { consumeJobBatch } from '../jobs/dispatch-jobs.ts'
 import { consumeJobDeadLetters, consumeOtherDeadLetters } from './consume-dead-letters.ts'
+import { consumeUsageDeadLetters } from './consume-usage-dead-letters.ts'
 import { consumeResultBatch } from './consume-results.ts'
 import { consumeUsageBatch } from './consume-usage.ts'
 import { QUEUE_NAMES } from './queue-names.ts'
@@ -17,7 +18,7 @@ const consumers: Record<string, (batch: MessageBatch<unknown>, env: Env) => Prom
   [QUEUE_NAMES.sinksDeadLetters]: consumeSinkDeadLetters,
   [QUEUE_NAMES.jobsDeadLetters]: consumeJobDeadLetters,
   [QUEUE_NAMES.resultsDeadLetters]: consumeOtherDeadLetters,
-  [QUEUE_NAMES.usageDeadLetters]: consumeOtherDeadLetters,
+  [QUEUE_NAMES.usageDeadLetters]: consumeUsageDeadLetters,
 }
 
 export async function consumeQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {

@@ -8,6 +8,7 @@ import { requeueAttempt } from '../jobs/job-transitions.ts'
 import { IDEMPOTENCY_TTL_MS } from '../middleware/idempotency.ts'
 import { purgeRunnerSignatures } from '../middleware/runner-signature.ts'
 import { readSettings } from '../settings.ts'
+import { replayUsageDeadLetters } from '../usage/replay-usage-dead-letters.ts'
 
 // A queued job with no dispatch activity for this long has lost its queue
 // message (a send that failed after the row was written): send it again. A
@@ -55,6 +56,7 @@ export async function scheduledMaintenance(env: Env, now = Date.now()): Promise<
   await expireUploads(env, now)
   await drainSinkOutbox(env, now)
   await resendStaleSinkDeliveries(env, now)
+  await replayUsageDeadLetters(env, { now })
   const db = database(env)
   await purgeRunnerSignatures(db, now)
   await db.delete(idempotencyRecords).where(lt(idempotencyRecords.createdAt, now - IDEMPOTENCY_TTL_MS)).run()
