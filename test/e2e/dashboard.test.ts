@@ -192,6 +192,9 @@ describe('the dashboard in a real browser', () => {
     expect(progress.max).not.toBeNull()
     expect(progress.value).toBe(progress.max)
     expect(await page.textContent('#job-progress-text')).toBe(`${progress.max} / ${progress.max} tensors`)
+    // The job page is live: the link to the output appears with a reload once the job has succeeded.
+    await page.reload()
+    expect(await page.textContent('#job-output')).toBe(`${ids.a} · dashboard-merge`)
     await check('job-merge')
     await page.goto(`${stack.edge.url}/dashboard/jobs`)
     await check('jobs')

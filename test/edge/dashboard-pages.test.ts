@@ -120,6 +120,8 @@ describe('lineage on the models page', () => {
     }
     await deliver('moat-results', [{ kind: 'result', job_id: id, runner_id: null, report: { attempt: 1, status: 'succeeded', result } }])
     expect((await jobRow(id))!.status).toBe('succeeded')
+    const job = await (await fetchPage(`/dashboard/jobs/${id}`, { cookie: browser.cookie })).text()
+    expect(job).toContain(`<a id="job-output" href="/dashboard/models#model-${a}">${a} · child</a>`)
     const html = await (await fetchPage('/dashboard/models', { cookie: browser.cookie })).text()
     const childRow = /<tr id="version-[^"]+"><td>child<\/td>.*?<\/tr>/s.exec(html)![0]
     expect(childRow).toContain(`linear by <a href="/dashboard/jobs/${id}">${id}</a> of:`)

@@ -145,6 +145,18 @@ const LIVE_SCRIPT = `
 })();
 `
 
+// A succeeded merge made a model version: link to it, where its lineage is shown.
+function OutputVersion(props: { job: JobRow }) {
+  const result = props.job.result as { model_id?: unknown; version?: unknown } | null
+  if (props.job.type !== 'merge' || props.job.status !== 'succeeded' || typeof result?.model_id !== 'string') return null
+  return (
+    <>
+      <dt>Output</dt>
+      <dd><a id="job-output" href={`/dashboard/models#model-${result.model_id}`}>{`${result.model_id} · ${String(result.version)}`}</a></dd>
+    </>
+  )
+}
+
 export function JobPage(props: { csrf: string; job: JobRow; error?: string }) {
   const { job } = props
   return (
@@ -160,6 +172,7 @@ export function JobPage(props: { csrf: string; job: JobRow; error?: string }) {
         </dd>
         <dt>Attempts</dt><dd>{job.attempts}</dd>
         {job.error ? (<><dt>Error</dt><dd>{`${job.error.code}: ${job.error.message}`}</dd></>) : null}
+        <OutputVersion job={job} />
         {job.result ? (<><dt>Result</dt><dd><pre>{JSON.stringify(job.result, null, 2)}</pre></dd></>) : null}
       </dl>
       {isTerminal(job.status) ? null : (
