@@ -8,7 +8,8 @@ import {
   type SafetensorsHeader,
 } from '../../src/shared/safetensors-header.ts'
 import { fuzzSettings, fuzzTimeout } from '../support/fuzz-settings.ts'
-import { anyMutation, breakingMutation, fixtureFiles, generatedFile, join3, mutations, split } from '../support/safetensors-mutations.ts'
+import { fixtureFiles } from '../gpu-runner/support/safetensors-fixtures.ts'
+import { anyMutation, breakingMutation, generatedFile, join3, mutations, split } from '../support/safetensors-mutations.ts'
 
 // The shared header parser against real fixture files, generated files and
 // mutations of both: it either refuses with a SafetensorsError or returns a

@@ -1,23 +1,9 @@
-import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import fc from 'fast-check'
 import { encodeSafetensorsHeader, SAFETENSORS_DTYPE_SIZES, type SafetensorsDtype } from '../../src/shared/safetensors-header.ts'
 
-// Safetensors files for fuzzing: the real merge fixtures, generated files,
-// and mutations of both that aim at the header (the length prefix, the
+// Safetensors files for fuzzing: generated files, and mutations of those and
+// of the real merge fixtures (test/gpu-runner/support/safetensors-fixtures.ts) that aim at the header (the length prefix, the
 // JSON, the offsets, shapes and dtypes) rather than at the tensor bytes.
-
-const FIXTURE_ROOT = new URL('../fixtures/merge/models/', import.meta.url).pathname
-
-export function fixtureFiles(): Uint8Array[] {
-  const files: Uint8Array[] = []
-  for (const dir of readdirSync(FIXTURE_ROOT)) {
-    for (const name of readdirSync(join(FIXTURE_ROOT, dir))) {
-      if (name.endsWith('.safetensors')) files.push(new Uint8Array(readFileSync(join(FIXTURE_ROOT, dir, name))))
-    }
-  }
-  return files
-}
 
 const DTYPES = Object.keys(SAFETENSORS_DTYPE_SIZES) as SafetensorsDtype[]
 
@@ -224,7 +210,7 @@ export const anyMutation: fc.Arbitrary<{ what: string; apply: Mutation }> = fc.o
         const name = names[i % names.length]!
         const fields = ['dtype', 'shape', 'data_offsets', 'extra', null] as const
         const field = fields[i % fields.length]
-        if (field === null) (header as Record<string, unknown>)[name] = value
+        if (field === null || field === undefined) (header as Record<string, unknown>)[name] = value
         else header[name] = { ...(header[name] ?? {}), [field]: value }
       }),
   })),

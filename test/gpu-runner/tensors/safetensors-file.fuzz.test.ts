@@ -6,7 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { SafetensorsError } from '../../../src/shared/safetensors-header.ts'
 import { openSafetensorsFile } from '../../../src/gpu-runner/tensors/safetensors-file.ts'
 import { fuzzSettings, fuzzTimeout } from '../../support/fuzz-settings.ts'
-import { anyMutation, breakingMutation, fixtureFiles, generatedFile, join3, mutations, split } from '../../support/safetensors-mutations.ts'
+import { fixtureFiles } from '../support/safetensors-fixtures.ts'
+import { anyMutation, breakingMutation, generatedFile, join3, mutations, split } from '../../support/safetensors-mutations.ts'
 
 // The runner's reader (positional reads of a file on disk) on real, generated
 // and mutated files: a bad file is refused with a SafetensorsError naming
