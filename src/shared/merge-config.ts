@@ -1,6 +1,6 @@
-import { parse as parseYaml, YAMLError } from 'yaml'
+import { parseDocument, YAMLError } from 'yaml'
 import { z } from 'zod'
-import { MERGE_METHODS, METHOD_SPECS, type ParameterValue } from './merge-methods.ts'
+import { MERGE_METHODS, METHOD_SPECS, type MergeMethodName, type ParameterValue } from './merge-methods.ts'
 
 // mergekit's configuration format, read from YAML (or JSON, which is YAML):
 // `models` or `slices`, `base_model`, `merge_method`, `parameters` at three
@@ -21,9 +21,13 @@ export class MergeConfigError extends Error {
 
 const scalar = z.union([z.number(), z.boolean(), z.string()])
 const gradient = z.union([z.array(z.number()).min(1), z.array(z.union([z.string(), z.boolean()])).min(1)])
-const scalarOrGradient = z.union([scalar, gradient])
+const scalarOrGradient = z.union([scalar, gradient], {
+  error: 'must be a finite number, a boolean, a string, or a non-empty list of them',
+})
 const condition = z.strictObject({ filter: z.string().nullable().optional(), value: scalarOrGradient })
-export const parameterSettingSchema = z.union([scalarOrGradient, condition, z.array(condition).min(1)])
+export const parameterSettingSchema = z.union([scalarOrGradient, condition, z.array(condition).min(1)], {
+  error: 'must be a finite number, a boolean, a string, a list of them, or a list of {filter, value} conditions',
+})
 export type ParameterSetting = z.infer<typeof parameterSettingSchema>
 
 const parametersSchema = z.record(z.string(), parameterSettingSchema)
@@ -91,11 +95,70 @@ export const mergeConfigSchema = z
         ctx.addIssue({ code: 'custom', path: group.path, message: `${config.merge_method} takes ${wanted} model(s) besides the base model, got ${others}` })
       }
     }
+    for (const { path, parameters } of parameterMaps(config)) checkParameters(config.merge_method, parameters, path, ctx)
     if (config.tokenizer_source === 'union') {
       ctx.addIssue({ code: 'custom', path: ['tokenizer_source'], message: "'union' is not supported; use 'base' or a model" })
     }
   })
 export type MergeConfig = z.infer<typeof mergeConfigSchema>
+
+type ConfigShape = {
+  parameters?: Parameters | undefined
+  models?: { parameters?: Parameters | undefined }[] | undefined
+  slices?: { parameters?: Parameters | undefined; sources: { parameters?: Parameters | undefined }[] }[] | undefined
+}
+
+// Every `parameters` map of a config with its key path.
+function parameterMaps(config: ConfigShape): { path: (string | number)[]; parameters: Parameters }[] {
+  const maps: { path: (string | number)[]; parameters: Parameters | undefined }[] = [{ path: ['parameters'], parameters: config.parameters }]
+  config.models?.forEach((entry, i) => maps.push({ path: ['models', i, 'parameters'], parameters: entry.parameters }))
+  config.slices?.forEach((slice, i) => {
+    maps.push({ path: ['slices', i, 'parameters'], parameters: slice.parameters })
+    slice.sources.forEach((source, j) => maps.push({ path: ['slices', i, 'sources', j, 'parameters'], parameters: source.parameters }))
+  })
+  return maps.filter((map): map is { path: (string | number)[]; parameters: Parameters } => map.parameters !== undefined)
+}
+
+// The values a setting can take, each with its key path below the setting.
+function settingValues(setting: ParameterSetting, path: (string | number)[]): { path: (string | number)[]; value: ParameterValue }[] {
+  if (!Array.isArray(setting)) {
+    if (typeof setting === 'object') return settingValues(setting.value, [...path, 'value'])
+    return [{ path, value: setting }]
+  }
+  return (setting as (ParameterValue | { value: ParameterSetting })[]).flatMap((entry, i) =>
+    typeof entry === 'object' ? settingValues(entry.value, [...path, i, 'value']) : [{ path: [...path, i], value: entry }],
+  )
+}
+
+// Parameters the method reads are checked here, not on a runner after the
+// job was queued: numbers must be numbers (fractions in [0, 1] where mergekit
+// takes a fraction), switches booleans. Parameters the method does not read
+// are left alone, as mergekit leaves them.
+function checkParameters(method: MergeMethodName, parameters: Parameters, path: (string | number)[], ctx: z.RefinementCtx): void {
+  const spec = METHOD_SPECS[method]
+  for (const [name, setting] of Object.entries(parameters)) {
+    const def = spec.global.find((d) => d.name === name) ?? spec.perModel.find((d) => d.name === name)
+    if (!def) continue
+    const kind = typeof def.default === 'boolean' ? 'boolean' : 'number'
+    const range = FRACTION_PARAMETERS.has(name) ? FRACTION_RANGE : null
+    for (const { path: below, value } of settingValues(setting, [])) {
+      const at = [...path, name, ...below]
+      if (kind === 'boolean') {
+        if (typeof value !== 'boolean') ctx.addIssue({ code: 'custom', path: at, message: `${name} must be true or false, got ${JSON.stringify(value)}` })
+        continue
+      }
+      if (typeof value !== 'number') {
+        ctx.addIssue({ code: 'custom', path: at, message: `${name} must be a number, got ${JSON.stringify(value)}` })
+      } else if (range && (value < range[0] || value > range[1])) {
+        ctx.addIssue({ code: 'custom', path: at, message: `${name} must be between ${range[0]} and ${range[1]}, got ${value}` })
+      }
+    }
+  }
+}
+
+// Parameters that are fractions of a tensor's elements.
+const FRACTION_PARAMETERS = new Set(['density', 'gamma', 'epsilon'])
+const FRACTION_RANGE = [0, 1] as const
 
 function formatPath(path: readonly PropertyKey[]): string {
   return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '')
@@ -118,11 +181,18 @@ export function validateMergeConfig(input: unknown): MergeConfig {
 export function parseMergeConfig(text: string): MergeConfig {
   let document: unknown
   try {
+    // Warnings count as errors: an unknown tag or an ambiguous alias would
+    // otherwise be read as something the author did not write (PyYAML, which
+    // mergekit uses, refuses them too), and tenant input never reaches the log.
+    const parsed = parseDocument(text, { uniqueKeys: true, prettyErrors: true, logLevel: 'silent' })
+    const problem = parsed.errors[0] ?? parsed.warnings[0]
+    if (problem) throw problem
     // Aliases are capped so a small document cannot expand into a huge one.
-    document = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100, prettyErrors: true })
+    document = parsed.toJS({ maxAliasCount: 100 })
   } catch (error) {
-    // The alias cap surfaces as a ReferenceError rather than a YAMLError.
-    if (error instanceof YAMLError || error instanceof ReferenceError) {
+    // The alias cap surfaces as a ReferenceError rather than a YAMLError, and
+    // nesting deep enough to exhaust the stack as a RangeError.
+    if (error instanceof YAMLError || error instanceof ReferenceError || error instanceof RangeError) {
       throw new MergeConfigError([{ path: '', message: `invalid YAML: ${error.message}` }])
     }
     throw error
