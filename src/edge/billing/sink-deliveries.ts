@@ -130,7 +130,9 @@ export async function consumeSinkBatch(batch: MessageBatch<unknown>, env: Env): 
 
 // `moat-sinks-dlq`: the provider kept refusing. The delivery is marked failed
 // (its events stay in the ledger and in the delivery) and the tenant hears of
-// it through a `usage.sink_failed` event.
+// it through a `usage.sink_failed` event. A message that comes back after the
+// consumer failed finds the delivery already failed and emits the event again
+// (once per delivery: its id is the delivery's).
 export async function consumeSinkDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const message of batch.messages) {
     const deliveryId = deliveryIdOf(message)
@@ -139,19 +141,29 @@ export async function consumeSinkDeadLetters(batch: MessageBatch<unknown>, env: 
       message.ack()
       continue
     }
-    const failed = await env.DB.prepare(
+    type Failed = { id: string; sink_id: string; tenant_id: string; last_error: string; event_ids: string }
+    const justFailed = await env.DB.prepare(
       `UPDATE sink_deliveries SET status = 'failed', last_error = COALESCE(last_error, 'retries exhausted')
         WHERE id = ?1 AND status = 'pending' RETURNING id, sink_id, tenant_id, last_error, event_ids`,
     )
       .bind(deliveryId)
-      .first<{ id: string; sink_id: string; tenant_id: string; last_error: string; event_ids: string }>()
+      .first<Failed>()
+    const failed =
+      justFailed ??
+      (await env.DB.prepare(`SELECT id, sink_id, tenant_id, last_error, event_ids FROM sink_deliveries WHERE id = ?1 AND status = 'failed'`)
+        .bind(deliveryId)
+        .first<Failed>())
     if (failed) {
-      await emitEvent(env, {
-        id: await eventId(failed.id, 'failed'),
-        tenantId: failed.tenant_id,
-        type: 'usage.sink_failed',
-        data: { sink_id: failed.sink_id, delivery_id: failed.id, events: JSON.parse(failed.event_ids).length, error: failed.last_error },
-      })
+      await emitEvent(
+        env,
+        {
+          id: await eventId(failed.id, 'failed'),
+          tenantId: failed.tenant_id,
+          type: 'usage.sink_failed',
+          data: { sink_id: failed.sink_id, delivery_id: failed.id, events: JSON.parse(failed.event_ids).length, error: failed.last_error },
+        },
+        { requeueUntried: justFailed === null },
+      )
     }
     message.ack()
   }

@@ -82,21 +82,22 @@ async function applyResult(env: Env, job: JobRecord, message: Extract<ResultQueu
     ).bind(job.id, report.attempt, JSON.stringify(report.result), now),
   ])
   if ((results.at(-1)?.meta.changes ?? 0) === 0) return
-  await meterRunnerTime(env, job.id, report.attempt, now)
+  await meterRunnerTime(env, job.id, report.attempt)
   await emitJobFinished(env, job.id)
 }
 
 // A succeeded job bills the runner time of its successful attempt, once:
-// the event id derives from the job and attempt.
-async function meterRunnerTime(env: Env, jobId: string, attempt: number, finishedAt: number): Promise<void> {
-  const job = await env.DB.prepare('SELECT tenant_id, key_id, started_at FROM jobs WHERE id = ?1')
+// the event id derives from the job and attempt, and the value from the times
+// on the job's row, so billing it again after a crash changes nothing.
+async function meterRunnerTime(env: Env, jobId: string, attempt: number): Promise<void> {
+  const job = await env.DB.prepare('SELECT tenant_id, key_id, started_at, finished_at FROM jobs WHERE id = ?1')
     .bind(jobId)
-    .first<{ tenant_id: string; key_id: string | null; started_at: number | null }>()
-  if (!job) return
-  const seconds = Math.max(1, Math.ceil((finishedAt - (job.started_at ?? finishedAt)) / 1000))
+    .first<{ tenant_id: string; key_id: string | null; started_at: number | null; finished_at: number | null }>()
+  if (!job || job.finished_at === null) return
+  const seconds = Math.max(1, Math.ceil((job.finished_at - (job.started_at ?? job.finished_at)) / 1000))
   const event = await buildUsageEvent(
     { tenantId: job.tenant_id, keyId: job.key_id, requestId: `job:${jobId}:${attempt}`, meter: 'runner.seconds', value: seconds },
-    finishedAt,
+    job.finished_at,
   )
   await sendUsageEvent(env, event)
 }
@@ -116,12 +117,34 @@ export async function requeueAttempt(env: Env, jobId: string, attempt: number, r
   return true
 }
 
-export async function applyRunnerReport(env: Env, message: ResultQueueMessage): Promise<void> {
+// `redelivered`: the queue gives the message again after a consumer failed
+// (its attempts are above 1), rather than the runner sending it twice.
+export async function applyRunnerReport(env: Env, message: ResultQueueMessage, redelivered = false): Promise<void> {
   if (message.kind === 'progress') return applyProgress(env, message)
   const job = await env.DB.prepare('SELECT id, type, params, status, attempts, runner_id FROM jobs WHERE id = ?1')
     .bind(message.job_id)
     .first<JobRecord>()
-  if (!job || job.status !== 'running' || job.attempts !== message.report.attempt) return
-  if (message.kind === 'result') return applyResult(env, job, message)
-  await requeueAttempt(env, job.id, message.report.attempt, `released by runner: ${message.report.reason}`)
+  if (!job || job.attempts !== message.report.attempt) return
+  if (job.status === 'running') {
+    if (message.kind === 'result') return applyResult(env, job, message)
+    await requeueAttempt(env, job.id, message.report.attempt, `released by runner: ${message.report.reason}`)
+    return
+  }
+  if (redelivered) await redoFollowUps(env, job, message)
+}
+
+// A report that comes back (its message retried after the consumer failed)
+// may find its transition already committed while what follows the commit
+// never happened: billing the runner time and the job's webhook event after a
+// result, the queue message after a release. Each is idempotent, so they are
+// done again; a duplicate that merely arrives twice changes nothing.
+async function redoFollowUps(env: Env, job: JobRecord, message: Exclude<ResultQueueMessage, { kind: 'progress' }>): Promise<void> {
+  if (message.kind === 'release') {
+    // The claim is conditional: a second message for a queued job is harmless.
+    if (job.status === 'queued') await env.JOBS.send({ job_id: job.id })
+    return
+  }
+  if (job.status !== 'succeeded' && job.status !== 'failed') return
+  if (job.status === 'succeeded') await meterRunnerTime(env, job.id, message.report.attempt)
+  await emitJobFinished(env, job.id, { requeueUntried: true })
 }

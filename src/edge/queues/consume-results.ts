@@ -5,7 +5,8 @@ import { applyRunnerReport } from '../jobs/job-transitions.ts'
 import { recordDeadLetter } from './dead-letters.ts'
 
 // Consumer of `moat-results`: applies runner reports. Applying is idempotent
-// (see job-transitions), so a redelivered message changes nothing.
+// (see job-transitions): a duplicate changes nothing, and a message retried
+// after a failure finishes what the failed try left undone.
 export async function consumeResultBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const message of batch.messages) {
     const parsed = resultQueueMessageSchema.safeParse(message.body)
@@ -15,7 +16,7 @@ export async function consumeResultBatch(batch: MessageBatch<unknown>, env: Env)
       continue
     }
     try {
-      await applyRunnerReport(env, parsed.data)
+      await applyRunnerReport(env, parsed.data, message.attempts > 1)
       message.ack()
     } catch (error) {
       console.error(JSON.stringify({ level: 'error', queue: batch.queue, job_id: parsed.data.job_id, message: String(error) }))

@@ -16,9 +16,17 @@ export async function eventId(...parts: string[]): Promise<string> {
   return `evt_${(await sha256Hex(parts.join('\n'))).slice(0, 32)}`
 }
 
+export type EmitOptions = {
+  // The caller is retrying an emit that may have failed between writing a
+  // delivery and queueing it: a delivery already written but never tried is
+  // queued again, or the event would wait forever. Off for emitters that
+  // emit the same event on purpose many times (one per refused request).
+  requeueUntried?: boolean
+}
+
 // Writes one delivery per subscribed endpoint and queues them. Called after
 // the change the event reports has been committed.
-export async function emitEvent(env: Env, event: MoatEvent): Promise<number> {
+export async function emitEvent(env: Env, event: MoatEvent, options: EmitOptions = {}): Promise<number> {
   const { results } = await env.DB.prepare(`SELECT id, events FROM webhooks WHERE tenant_id = ?1 AND deleted_at IS NULL`)
     .bind(event.tenantId)
     .all<{ id: string; events: string }>()
@@ -35,9 +43,18 @@ export async function emitEvent(env: Env, event: MoatEvent): Promise<number> {
     )
       .bind(deliveryId, hook.id, event.tenantId, event.id, event.type, payload, createdAt)
       .first()
-    if (!inserted) continue
+    if (!inserted && !(options.requeueUntried && (await neverTried(env, deliveryId)))) continue
     await env.WEBHOOKS.send({ delivery_id: deliveryId })
     queued++
   }
   return queued
+}
+
+// A second message for a delivery that was queued after all is harmless: the
+// consumer skips a delivery that is no longer pending.
+async function neverTried(env: Env, deliveryId: string): Promise<boolean> {
+  const row = await env.DB.prepare(`SELECT 1 AS pending FROM webhook_deliveries WHERE id = ?1 AND status = 'pending' AND attempts = 0`)
+    .bind(deliveryId)
+    .first()
+  return row !== null
 }
