@@ -220,6 +220,30 @@ describe('moat-results: a result whose follow-ups fail after the job changed', (
   })
 })
 
+describe('moat-results: a job that runs again after its runner was lost', () => {
+  it('bills the runner time of the attempt that finished it, not of the lost one', async () => {
+    const tenant = await createTenant()
+    const { jobId, result } = await runningJob(tenant)
+    // Attempt 1 started ten minutes ago; its runner is lost and the sweep
+    // (here: the runner's release) puts the job back.
+    const lostStart = Date.now() - 600_000
+    await env.DB.prepare('UPDATE jobs SET started_at = ?2 WHERE id = ?1').bind(jobId, lostStart).run()
+    await deliver('moat-results', [{ kind: 'release', job_id: jobId, runner_id: null, report: { attempt: 1, reason: 'lost' } }])
+    const secondStart = Date.now()
+    const runner = vi.spyOn(globalThis, 'fetch').mockResolvedValue(new Response(null, { status: 202 }))
+    await deliver('moat-jobs', [{ job_id: jobId }])
+    runner.mockRestore()
+    queues.clear()
+    await deliver('moat-results', [{ kind: 'result', job_id: jobId, runner_id: null, report: { attempt: 2, status: 'succeeded', result } }])
+    const job = await env.DB.prepare('SELECT status, attempts, started_at, finished_at FROM jobs WHERE id = ?1').bind(jobId).first<any>()
+    expect(job).toMatchObject({ status: 'succeeded', attempts: 2 })
+    expect(job.started_at).toBeGreaterThanOrEqual(secondStart)
+    const billed = queues.usageEvents().filter((event) => event.meter === 'runner.seconds')
+    expect(billed).toEqual([expect.objectContaining({ request_id: `job:${jobId}:2`, value: Math.max(1, Math.ceil((job.finished_at - job.started_at) / 1000)) })])
+    expect(billed[0]!.value).toBeLessThan((job.finished_at - lostStart) / 1000)
+  })
+})
+
 describe('moat-usage: a batch that crashes after writing, delivered again', () => {
   async function scenario(crash: boolean) {
     const tenant = await createTenant()

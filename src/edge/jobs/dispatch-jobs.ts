@@ -94,7 +94,10 @@ export async function dispatchJob(env: Env, message: JobQueueMessage, now = Date
     return { kind: 'retry', reason }
   }
   if (response.status === 202) {
-    await env.DB.prepare(`UPDATE jobs SET started_at = COALESCE(started_at, ?3) WHERE id = ?1 AND attempts = ?2`)
+    // The start of this attempt: a job that runs again after its runner was
+    // lost bills the runner time of the attempt that finished it, not the
+    // lost attempt's time and the wait until it was noticed.
+    await env.DB.prepare(`UPDATE jobs SET started_at = ?3 WHERE id = ?1 AND attempts = ?2`)
       .bind(claimed.id, claimed.attempts, Date.now())
       .run()
     return { kind: 'accepted' }
