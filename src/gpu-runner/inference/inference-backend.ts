@@ -62,7 +62,8 @@ export function onnxruntimeNodeBackend(ort: Ort, options: { cuda?: boolean } = {
     },
     async load(path) {
       const create = (providers: string[]) =>
-        ort.InferenceSession.create(path, { executionProviders: providers }).catch((error: unknown) => {
+        // Errors only: a tenant's file would otherwise fill the log with warnings about itself.
+        ort.InferenceSession.create(path, { executionProviders: providers, logSeverityLevel: 3 }).catch((error: unknown) => {
           throw new ModelLoadError(error instanceof Error ? error.message : String(error))
         })
       if (!cuda) return wrap(ort, await create(['cpu']))

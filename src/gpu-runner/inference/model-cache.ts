@@ -1,7 +1,7 @@
 import type { ArtifactRef } from '../../shared/job-types.ts'
 import { probeInputs, probeMatches, type Probe } from '../../shared/inference-wire.ts'
 import type { ArtifactCache } from '../artifact-cache.ts'
-import type { InferenceBackend, LoadedModel } from './inference-backend.ts'
+import { ModelLoadError, type InferenceBackend, type LoadedModel } from './inference-backend.ts'
 
 // Loaded models by artifact SHA-256, least recently used evicted. A model is
 // loaded only from a file whose hash verified, and served only if it gives
@@ -27,18 +27,45 @@ export type ModelCache = {
   size(): number
 }
 
-function probeWidth(model: LoadedModel): { name: string; width: number } {
+// A probe's size is the model's to choose (its input and output shapes), so
+// it is bounded before anything is allocated for it: a crafted file cannot
+// make the runner allocate without limit or build an answer too large to send.
+export const MAX_PROBE_INPUT_VALUES = 1 << 24
+export const MAX_PROBE_OUTPUT_VALUES = 1 << 22
+
+const staticDims = (shape: readonly (number | string)[]) => shape.map((dim) => (typeof dim === 'number' && dim > 0 ? dim : 1))
+const product = (dims: readonly number[]) => dims.reduce((total, dim) => total * dim, 1)
+
+function probeInput(model: LoadedModel, rows: number): { name: string; width: number; innerDims: number[] } {
   const input = model.inputs[0]
-  if (!input) throw new Error('the model has no inputs')
-  const width = input.shape.slice(1).reduce<number>((product, dim) => product * (typeof dim === 'number' && dim > 0 ? dim : 1), 1)
-  return { name: input.name, width }
+  if (!input) throw new ModelLoadError('the model has no inputs')
+  const innerDims = staticDims(input.shape.slice(1))
+  const width = product(innerDims)
+  if (rows * width > MAX_PROBE_INPUT_VALUES) {
+    throw new ModelLoadError(`input ${input.name} of shape [${input.shape.join(', ')}] takes ${width} values per row; at most ${Math.floor(MAX_PROBE_INPUT_VALUES / rows)} are probed`)
+  }
+  for (const output of model.outputs) {
+    const values = rows * product(staticDims(output.shape.slice(1)))
+    if (values > MAX_PROBE_OUTPUT_VALUES) {
+      throw new ModelLoadError(`output ${output.name} of shape [${output.shape.join(', ')}] gives ${values} values for ${rows} rows; at most ${MAX_PROBE_OUTPUT_VALUES} are kept`)
+    }
+  }
+  return { name: input.name, width, innerDims }
 }
 
+// Runs the probe on a model and returns its outputs. A model that fails on
+// it fails with the runtime's own message as a ModelLoadError: it is the
+// file's fault, not the request's.
 async function runProbe(model: LoadedModel, seed: number, rows: number): Promise<Probe> {
-  const { name, width } = probeWidth(model)
-  const input = model.inputs[0]!
-  const innerDims = input.shape.slice(1).map((dim) => (typeof dim === 'number' && dim > 0 ? dim : 1))
-  const outputs = await model.run(name, probeInputs(seed, rows, width), [rows, ...innerDims])
+  const { name, width, innerDims } = probeInput(model, rows)
+  let outputs
+  try {
+    outputs = await model.run(name, probeInputs(seed, rows, width), [rows, ...innerDims])
+  } catch (error) {
+    throw new ModelLoadError(`the model fails on its probe inputs: ${error instanceof Error ? error.message : String(error)}`)
+  }
+  const values = Object.values(outputs).reduce((total, tensor) => total + tensor.data.length, 0)
+  if (values > MAX_PROBE_OUTPUT_VALUES) throw new ModelLoadError(`the model gives ${values} output values for ${rows} probe rows; at most ${MAX_PROBE_OUTPUT_VALUES} are kept`)
   return { seed, rows, outputs: Object.fromEntries(Object.entries(outputs).map(([key, tensor]) => [key, Array.from(tensor.data)])) }
 }
 
@@ -53,7 +80,10 @@ export function createModelCache(options: ModelCacheOptions): ModelCache {
     }
     const model = await options.backend.load(fetched.path)
     if (probe) {
-      const answers = await runProbe(model, probe.seed, probe.rows)
+      const answers = await runProbe(model, probe.seed, probe.rows).catch(async (error: unknown) => {
+        await model.release()
+        throw error
+      })
       if (!probeMatches(probe.outputs, answers.outputs)) {
         await model.release()
         throw new ModelRefusedError('probe_mismatch', 'the model no longer gives its registered answers on the behavioural probe; it is not served')
