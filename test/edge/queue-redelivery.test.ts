@@ -2,6 +2,9 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from 'clou
 import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import worker from '../../src/edge/index.ts'
+import { resendStaleSinkDeliveries } from '../../src/edge/billing/sink-deliveries.ts'
+import { resendUntriedWebhookDeliveries } from '../../src/edge/webhooks/deliver-webhook.ts'
+import { emitEvent } from '../../src/edge/webhooks/emit-event.ts'
 import { buildUsageEvent, type UsageEvent } from '../../src/shared/usage-event.ts'
 import { bytesOf, call, createTenant, deliver, json, putArtifact, registerModel, registerRunner, sha256Hex, type Tenant } from './helpers.ts'
 
@@ -447,5 +450,65 @@ describe('dead-letter consumers: the same message again after a failure past the
     const log = (await json(await call(`/v1/webhooks/${hook.id}/deliveries`, { key: tenant.adminKey }))).data
     expect(log.map((d: any) => [d.event_type, d.status])).toEqual([['job.failed', 'delivered']])
     expect((await json(await call(`/v1/jobs/${job.id}`, { key: tenant.adminKey }))).status).toBe('failed')
+  })
+})
+
+describe('the cron sweep: messages lost, and messages in retry', () => {
+  const TEN_MINUTES_AGO = () => Date.now() - 11 * 60_000
+
+  it('sends a sink delivery whose message was lost again, and leaves one in its retries alone', async () => {
+    const tenant = await createTenant()
+    await createSink(tenant)
+    queues.clear()
+    await deliver('moat-usage', [await buildUsageEvent({ tenantId: tenant.tenantId, keyId: null, requestId: `req_${tenant.tenantId}_a`, meter: 'requests', value: 1 })])
+    await deliver('moat-usage', [await buildUsageEvent({ tenantId: tenant.tenantId, keyId: null, requestId: `req_${tenant.tenantId}_b`, meter: 'requests', value: 1 })])
+    const [lost, retrying] = queues.sinkDeliveries()
+    // The provider is down: `retrying` is tried and waits in the queue's backoff.
+    vi.spyOn(globalThis, 'fetch').mockResolvedValue(new Response('down', { status: 503 }))
+    expect((await deliverAgain('moat-sinks', messagesOf([{ delivery_id: retrying }]), 1)).result.retryMessages).toHaveLength(1)
+    await env.DB.prepare('UPDATE sink_deliveries SET created_at = ?2 WHERE tenant_id = ?1').bind(tenant.tenantId, TEN_MINUTES_AGO()).run()
+    queues.clear()
+    await resendStaleSinkDeliveries(env)
+    await resendStaleSinkDeliveries(env)
+    const resent = queues.sinkDeliveries()
+    expect(resent.filter((id) => id === lost)).toHaveLength(2)
+    expect(resent).not.toContain(retrying)
+  })
+
+  it('counts a try that failed before reaching the provider, so the sweep leaves its message to the retries', async () => {
+    const tenant = await createTenant()
+    await createSink(tenant)
+    queues.clear()
+    await deliver('moat-usage', [await buildUsageEvent({ tenantId: tenant.tenantId, keyId: null, requestId: `req_${tenant.tenantId}`, meter: 'requests', value: 1 })])
+    const [deliveryId] = queues.sinkDeliveries()
+    failStatementOnce(/FROM sink_deliveries d JOIN billing_sinks s/)
+    expect((await deliverAgain('moat-sinks', messagesOf([{ delivery_id: deliveryId }]), 1)).result.retryMessages).toHaveLength(1)
+    expect(await env.DB.prepare('SELECT status, attempts FROM sink_deliveries WHERE id = ?1').bind(deliveryId).first()).toEqual({ status: 'pending', attempts: 1 })
+  })
+
+  it('queues a webhook delivery whose message was lost, once tried never again', async () => {
+    const tenant = await createTenant()
+    await createWebhook(tenant, ['job.*'])
+    queues.clear()
+    queues.webhooks.mockRejectedValueOnce(new Error('injected: queue unavailable'))
+    // An emitter that is not retried (an API request): the row is written, the message lost.
+    const event = { id: `evt_lost_${tenant.tenantId}`, tenantId: tenant.tenantId, type: 'job.cancelled', data: { id: 'job_x' } }
+    await expect(emitEvent(env, event)).rejects.toThrow(/injected/)
+    const row = await env.DB.prepare('SELECT id, status, attempts FROM webhook_deliveries WHERE tenant_id = ?1').bind(tenant.tenantId).first<{ id: string }>()
+    expect(row).toMatchObject({ status: 'pending', attempts: 0 })
+    // Emitting the same event again on purpose (not a retry) does not queue it twice...
+    expect(await emitEvent(env, event)).toBe(0)
+    // ...the sweep does, once it is old enough.
+    await resendUntriedWebhookDeliveries(env)
+    expect(queues.webhookDeliveries()).not.toContain(row!.id)
+    await env.DB.prepare('UPDATE webhook_deliveries SET created_at = ?2 WHERE id = ?1').bind(row!.id, TEN_MINUTES_AGO()).run()
+    await resendUntriedWebhookDeliveries(env)
+    expect(queues.webhookDeliveries()).toEqual([row!.id])
+    const received = endpoint()
+    await deliver('moat-webhooks', [{ delivery_id: row!.id }])
+    expect(received.map((request) => request.headers['webhook-id'])).toEqual([event.id])
+    queues.clear()
+    await resendUntriedWebhookDeliveries(env)
+    expect(queues.webhookDeliveries()).not.toContain(row!.id)
   })
 })

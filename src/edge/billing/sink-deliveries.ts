@@ -12,7 +12,8 @@ import { sendToSink, type SinkProvider } from './sink-providers.ts'
 
 export const SINK_BATCH_SIZE = 100
 const SINK_BACKOFF = { baseSeconds: 5, maxSeconds: 1800 }
-// A pending delivery whose queue message was lost is sent again after this long.
+// A pending delivery never tried after this long lost its queue message (a
+// send that failed after the drain committed): it is sent again.
 const STALE_DELIVERY_MS = 10 * 60 * 1000
 
 // Groups outbox rows into deliveries of at most 100 events and queues them.
@@ -47,8 +48,11 @@ export async function drainSinkOutbox(env: Env, now = Date.now()): Promise<numbe
   return deliveries
 }
 
+// Only deliveries never tried: one that was tried has its message in the
+// queue's retries (and the dead-letter queue after them), and sending it again
+// every minute would multiply the retries against a failing provider.
 export async function resendStaleSinkDeliveries(env: Env, now = Date.now()): Promise<void> {
-  const { results } = await env.DB.prepare(`SELECT id FROM sink_deliveries WHERE status = 'pending' AND created_at < ?1 LIMIT 100`)
+  const { results } = await env.DB.prepare(`SELECT id FROM sink_deliveries WHERE status = 'pending' AND attempts = 0 AND created_at < ?1 LIMIT 100`)
     .bind(now - STALE_DELIVERY_MS)
     .all<{ id: string }>()
   for (const row of results) await env.SINKS.send({ delivery_id: row.id })
@@ -119,8 +123,13 @@ export async function consumeSinkBatch(batch: MessageBatch<unknown>, env: Env): 
       message.ack()
       continue
     }
-    const outcome = await deliver(env, deliveryId).catch((error: unknown) => {
+    const outcome = await deliver(env, deliveryId).catch(async (error: unknown) => {
       console.error(JSON.stringify({ level: 'error', queue: batch.queue, delivery_id: deliveryId, message: String(error) }))
+      // Counted, so the cron sweep knows this delivery's message is alive.
+      await env.DB.prepare(`UPDATE sink_deliveries SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1 AND status = 'pending'`)
+        .bind(deliveryId, String(error))
+        .run()
+        .catch(() => {})
       return 'retry' as const
     })
     if (outcome === 'retry') message.retry({ delaySeconds: backoffSeconds(message.attempts, SINK_BACKOFF) })

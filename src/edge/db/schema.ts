@@ -275,7 +275,8 @@ export const webhookDeliveries = sqliteTable(
     createdAt: createdAt(),
     deliveredAt: integer('delivered_at'),
   },
-  (t) => [index('webhook_deliveries_webhook').on(t.webhookId, t.id)],
+  // The cron sweep looks for pending deliveries whose message was lost.
+  (t) => [index('webhook_deliveries_webhook').on(t.webhookId, t.id), index('webhook_deliveries_pending').on(t.createdAt).where(sql`status = 'pending'`)],
 )
 
 // Push sinks to billing providers. The credential is sealed.
@@ -325,7 +326,8 @@ export const sinkDeliveries = sqliteTable(
     createdAt: createdAt(),
     deliveredAt: integer('delivered_at'),
   },
-  (t) => [index('sink_deliveries_sink').on(t.sinkId, t.id)],
+  // The cron sweep looks for pending deliveries whose message was lost.
+  (t) => [index('sink_deliveries_sink').on(t.sinkId, t.id), index('sink_deliveries_pending').on(t.createdAt).where(sql`status = 'pending'`)],
 )
 
 // A tenant's moderation policy as the tenant wrote it (categories it names,

@@ -5,6 +5,7 @@ import { database } from '../db/client.ts'
 import { idempotencyRecords, requestObservations } from '../db/schema.ts'
 import type { Env } from '../env.ts'
 import { requeueAttempt } from '../jobs/job-transitions.ts'
+import { resendUntriedWebhookDeliveries } from '../webhooks/deliver-webhook.ts'
 import { IDEMPOTENCY_TTL_MS } from '../middleware/idempotency.ts'
 import { purgeRunnerSignatures } from '../middleware/runner-signature.ts'
 import { readSettings } from '../settings.ts'
@@ -56,6 +57,7 @@ export async function scheduledMaintenance(env: Env, now = Date.now()): Promise<
   await expireUploads(env, now)
   await drainSinkOutbox(env, now)
   await resendStaleSinkDeliveries(env, now)
+  await resendUntriedWebhookDeliveries(env, now)
   await replayUsageDeadLetters(env, { now })
   const db = database(env)
   await purgeRunnerSignatures(db, now)

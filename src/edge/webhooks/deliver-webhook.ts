@@ -95,9 +95,29 @@ export async function consumeWebhookBatch(batch: MessageBatch<unknown>, env: Env
       else message.ack()
     } catch (error) {
       console.error(JSON.stringify({ level: 'error', queue: batch.queue, delivery_id: deliveryId, message: String(error) }))
+      // Counted, so the cron sweep knows this delivery's message is alive.
+      await env.DB.prepare(`UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1 AND status = 'pending'`)
+        .bind(deliveryId, String(error))
+        .run()
+        .catch(() => {})
       message.retry({ delaySeconds: backoffSeconds(message.attempts, WEBHOOK_BACKOFF) })
     }
   }
+}
+
+// A pending delivery never tried after this long lost its queue message (an
+// emitter that failed between writing it and queueing it, and was not
+// retried: an API request, a Durable Object): it is queued again. One that was
+// tried has its message in the queue's retries.
+const UNTRIED_DELIVERY_MS = 10 * 60 * 1000
+
+export async function resendUntriedWebhookDeliveries(env: Env, now = Date.now()): Promise<void> {
+  const { results } = await env.DB.prepare(
+    `SELECT id FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0 AND created_at < ?1 LIMIT 100`,
+  )
+    .bind(now - UNTRIED_DELIVERY_MS)
+    .all<{ id: string }>()
+  for (const row of results) await env.WEBHOOKS.send({ delivery_id: row.id })
 }
 
 export async function consumeWebhookDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {

@@ -1,0 +1,2 @@
+CREATE INDEX `sink_deliveries_pending` ON `sink_deliveries` (`created_at`) WHERE status = 'pending';--> statement-breakpoint
+CREATE INDEX `webhook_deliveries_pending` ON `webhook_deliveries` (`created_at`) WHERE status = 'pending';
