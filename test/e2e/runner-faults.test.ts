@@ -60,6 +60,24 @@ async function killMidJob(create: () => Promise<string>, unit: string) {
   return { job, midway, first, second }
 }
 
+// The ledger's events for a job (its runner time, and the merge bytes or
+// prediction rows its result bills), once the usage queue has recorded them.
+async function billedFor(job: Job, meters: string[]) {
+  const start = Math.floor(Date.now() / 1000) - 3600
+  return waitFor('the job to be billed', async () => {
+    const res = await fetch(`${stack.edge.url}/v1/usage/export?format=csv&start=${start}`, { headers: { authorization: `Bearer ${client.key}` } })
+    const rows = (await res.text())
+      .split('\r\n')
+      .slice(1)
+      .filter(Boolean)
+      .map((line) => line.split(','))
+      .filter(([id, , , , , , , requestId]) => id!.includes(job.id) || requestId!.includes(job.id))
+      .map(([, , , , meter, , value, requestId]) => ({ meter: meter!, value: Number(value), request_id: requestId!.replace(job.id, 'JOB') }))
+      .sort((a, b) => a.meter.localeCompare(b.meter))
+    return meters.every((meter) => rows.some((row) => row.meter === meter)) ? rows : undefined
+  })
+}
+
 const ranOn = (runner: Runner, jobId: string, event: string) =>
   runner
     .output()
@@ -115,6 +133,11 @@ describe('a runner killed mid-job', () => {
     expect(undisturbed.map((file) => file.name)).toContain('model.safetensors')
     expect(disturbed).toEqual(undisturbed)
     expect(job.result.files.map((file: { sha256: string }) => file.sha256).sort()).toEqual(clean.result.files.map((file: { sha256: string }) => file.sha256).sort())
+    // Billed once, for the attempt that finished: nothing for the killed one.
+    expect(await billedFor(job, ['merge.bytes', 'runner.seconds'])).toEqual([
+      { meter: 'merge.bytes', value: clean.result.input_bytes, request_id: expect.any(String) },
+      { meter: 'runner.seconds', value: expect.any(Number), request_id: `job:JOB:${job.attempts}` },
+    ])
   })
 
   it('mid-batch-inference: another runner finishes the batch with the same output SHA-256 as an undisturbed run', async () => {
@@ -158,5 +181,9 @@ describe('a runner killed mid-job', () => {
     expect(job.result.rows).toBe(1000)
     expect(await outputSha256(job.id)).toBe(cleanSha256)
     expect(job.result.output.sha256).toBe(cleanSha256)
+    expect(await billedFor(job, ['predict.rows', 'runner.seconds'])).toEqual([
+      { meter: 'predict.rows', value: 1000, request_id: expect.any(String) },
+      { meter: 'runner.seconds', value: expect.any(Number), request_id: `job:JOB:${job.attempts}` },
+    ])
   })
 })
