@@ -22,6 +22,12 @@ const RESERVATION_TTL_MS = 10 * MINUTE_MS
 const THROTTLE_BASE_RPM = 60
 const MAX_MODELS_PER_CLIENT = 8
 const SYNC_INTERVAL_MS = MINUTE_MS
+// Detector state (tens of KB per model) is written behind: at most once per
+// this interval, by the next call or by an alarm. Limits and actions are
+// written on every call; what a crash can lose is under a second of
+// detector observations. Writing the state on every call was most of the
+// object's work under load.
+const SIGNALS_FLUSH_MS = 1000
 const SCHEMA_VERSION = 2
 
 type ClientMeta = {
@@ -66,6 +72,8 @@ const nextUtcDay = (now: number) => (Math.floor(now / DAY_MS) + 1) * DAY_MS
 export class ClientGuard extends DurableObject<Env> {
   private meta: ClientMeta = freshMeta()
   private models = new Map<string, { signals: ModelSignals; readings: SignalReading[] }>()
+  private unsaved = new Set<string>()
+  private signalsSavedAt = 0
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -240,7 +248,7 @@ export class ClientGuard extends DurableObject<Env> {
       })
     }
     entry.readings = readSignals(entry.signals, options, policy)
-    this.saveModel(request.model, entry, now)
+    await this.saveSignalsBehind(request.model, now)
 
     const readings = [...this.allReadings()]
     if (this.meta.volume) readings.push(readVolume(this.meta.volume, policy, volumeZ(this.meta.volume, DEFAULT_VOLUME_OPTIONS)))
@@ -307,6 +315,25 @@ export class ClientGuard extends DurableObject<Env> {
   private clearSignals(): void {
     this.ctx.storage.sql.exec(`DELETE FROM model_signals`)
     this.models.clear()
+    this.unsaved.clear()
+  }
+
+  // Saves now if the last save is older than the interval; otherwise leaves
+  // the model unsaved for the next call or the alarm set for it.
+  private async saveSignalsBehind(model: string, now: number): Promise<void> {
+    const alarmNeeded = this.unsaved.size === 0
+    this.unsaved.add(model)
+    if (now - this.signalsSavedAt >= SIGNALS_FLUSH_MS) this.saveUnsavedSignals(now)
+    else if (alarmNeeded) await this.scheduleAlarm(now)
+  }
+
+  private saveUnsavedSignals(now: number): void {
+    for (const model of this.unsaved) {
+      const entry = this.models.get(model)
+      if (entry) this.saveModel(model, entry, now)
+    }
+    this.unsaved.clear()
+    this.signalsSavedAt = now
   }
 
   stateBytes(): number {
@@ -404,6 +431,7 @@ export class ClientGuard extends DurableObject<Env> {
     const sql = this.ctx.storage.sql
     const reservationEnd = sql.exec<{ end: number | null }>(`SELECT MIN(expires_at) AS end FROM reservations`).one().end
     const candidates = [nextUtcDay(now), reservationEnd ?? Infinity]
+    if (this.unsaved.size > 0) candidates.push(this.signalsSavedAt + SIGNALS_FLUSH_MS)
     if (this.meta.actionSince !== null) candidates.push(this.meta.actionSince + this.meta.cooldownMs)
     const next = Math.min(...candidates)
     const current = await this.ctx.storage.getAlarm()
@@ -413,6 +441,7 @@ export class ClientGuard extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const now = Date.now()
     const sql = this.ctx.storage.sql
+    this.saveUnsavedSignals(now)
     sql.exec(`DELETE FROM daily WHERE day < ?`, utcDay(now))
     sql.exec(`DELETE FROM reservations WHERE expires_at <= ?`, now)
     const before = this.meta.action

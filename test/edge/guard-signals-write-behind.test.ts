@@ -1,0 +1,44 @@
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import { env } from 'cloudflare:workers'
+import { expect, it } from 'vitest'
+import type { ClientGuard } from '../../src/edge/guard/client-guard.ts'
+import type { Admission, ClientIdentity } from '../../src/edge/guard/guard-protocol.ts'
+import type { ModelSignals } from '../../src/shared/guard/model-signals.ts'
+import { decodeState } from '../../src/shared/guard/state-codec.ts'
+
+// Detector state is written behind (at most once a second, by the next call
+// or an alarm); limits are not. What is stored must catch up with what the
+// object has seen.
+const client: ClientIdentity = { tenantId: 'tenant_wb', keyId: 'key_wb', endUser: null }
+const input = (seed: number) => Array.from({ length: 64 }, (_, i) => ((i * 7 + seed * 13) % 17) / 17)
+
+async function call(stub: DurableObjectStub<ClientGuard>, seed: number, now: number) {
+  const admission = (await stub.admit({ client, model: 'm', policy: { limits: { daily_requests: 100 } }, tokens: 0, units: 1, now })) as Admission
+  if (admission.outcome !== 'allow') throw new Error(`not allowed: ${admission.outcome}`)
+  await stub.settle({ client, model: 'm', policy: {}, reservation: admission.reservation, tokens: 0, units: 1, report: { kind: 'classifier', instances: [{ input: input(seed), probabilities: [0.7, 0.3] }] }, now })
+}
+
+const storedQueries = (stub: DurableObjectStub<ClientGuard>) =>
+  runInDurableObject(stub, (_instance, state) => {
+    const row = state.storage.sql.exec<{ state: string }>(`SELECT state FROM model_signals WHERE model = 'm'`).toArray()[0]
+    return row ? decodeState<ModelSignals>(row.state).confidence.answers : 0
+  })
+
+const dailyUsed = (stub: DurableObjectStub<ClientGuard>) =>
+  runInDurableObject(stub, (_instance, state) => state.storage.sql.exec<{ used: number }>(`SELECT SUM(used) AS used FROM daily WHERE name = 'daily_requests'`).one().used)
+
+it('stores detector state at most once a second, and an alarm stores what is left; limits are stored on every call', async () => {
+  const stub = env.CLIENT_GUARD.get(env.CLIENT_GUARD.idFromName('write-behind')) as DurableObjectStub<ClientGuard>
+  const t = Date.now()
+  await call(stub, 1, t)
+  expect(await storedQueries(stub)).toBe(1)
+  await call(stub, 2, t + 10)
+  await call(stub, 3, t + 20)
+  // Seen, counted against the limit, not yet stored.
+  expect(await dailyUsed(stub)).toBe(3)
+  expect(await storedQueries(stub)).toBe(1)
+  expect(await runDurableObjectAlarm(stub)).toBe(true)
+  expect(await storedQueries(stub)).toBe(3)
+  await call(stub, 4, t + 2000)
+  expect(await storedQueries(stub)).toBe(4)
+})
