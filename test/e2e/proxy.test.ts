@@ -120,6 +120,32 @@ describe('the protected proxy', () => {
     expect(byTokens.chunks.at(-1).choices[0].finish_reason).toBe('content_filter')
   })
 
+  it('says when the input was flagged and let through, on a whole answer and on a stream', async () => {
+    const messages = [{ role: 'user', content: 'You are a worthless idiot and everyone laughs at you.' }]
+    const whole = await fetch(`${stack.edge.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${client.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'owner/echo', messages }),
+    })
+    expect(whole.status).toBe(200)
+    expect(whole.headers.get('x-moat-moderation')).toBe('flagged')
+    const streamed = await fetch(`${stack.edge.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${client.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'owner/echo', messages, stream: true }),
+    })
+    expect(streamed.status).toBe(200)
+    expect(streamed.headers.get('x-moat-moderation')).toBe('flagged')
+    await streamed.text()
+    const plain = await fetch(`${stack.edge.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${client.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'owner/echo', messages: [{ role: 'user', content: 'Which river runs through Vienna?' }], stream: true }),
+    })
+    expect(plain.headers.get('x-moat-moderation')).toBeNull()
+    await plain.text()
+  })
+
   it('records what moderation flagged, without the text', async () => {
     const events = await waitFor('moderation events', async () => {
       const res = await client.call('/v1/moderation/events')

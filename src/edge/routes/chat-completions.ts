@@ -20,6 +20,8 @@ import { meterUsage } from '../usage/meter-usage.ts'
 type ChatBody = Record<string, unknown> & { model: string; messages: unknown[]; stream?: boolean }
 
 const UPSTREAM_HEADER = 'x-moat-upstream'
+// Set to `flagged` when input moderation flagged the messages (and let them through).
+const MODERATION_HEADER = 'x-moat-moderation'
 
 function messageTexts(messages: unknown[]): { texts: string[]; set: (index: number, text: string) => void } {
   const slots: { text: string; write: (text: string) => void }[] = []
@@ -105,7 +107,18 @@ async function answerWhole(c: Context<AppEnv>, route: string, answer: UpstreamAn
 // `stream_window_tokens` deltas): each
 // time that much has gathered, everything so far is moderated; a block ends
 // the stream with a `content_filter` finish, and what was held is never sent.
-function answerStream(c: Context<AppEnv>, route: string, answer: UpstreamAnswer, policy: RoutePolicy, moderator: ProxyModerator, clientWantsUsage: boolean, finish: (tokens: number) => Promise<void>) {
+// The input's verdict is known before the first byte and rides in a header,
+// as on a whole answer; the output's can only show in the stream itself.
+function answerStream(
+  c: Context<AppEnv>,
+  route: string,
+  answer: UpstreamAnswer,
+  policy: RoutePolicy,
+  moderator: ProxyModerator,
+  clientWantsUsage: boolean,
+  inputVerdict: string | null,
+  finish: (tokens: number) => Promise<void>,
+) {
   const decimals = (policy.logprobs ?? logprobPolicySchema.parse({})).round_decimals
   const encoder = new TextEncoder()
   const reader = createSseReader()
@@ -189,7 +202,12 @@ function answerStream(c: Context<AppEnv>, route: string, answer: UpstreamAnswer,
   }
   c.executionCtx.waitUntil(pump())
   return new Response(readable, {
-    headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', [UPSTREAM_HEADER]: String(answer.target) },
+    headers: {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      [UPSTREAM_HEADER]: String(answer.target),
+      ...(inputVerdict ? { [MODERATION_HEADER]: inputVerdict } : {}),
+    },
   })
 }
 
@@ -248,8 +266,8 @@ export function chatCompletionRoutes() {
       settled = true
       throw error
     }
-    if (inputVerdict) c.header('x-moat-moderation', inputVerdict)
-    if (body.stream === true && answer.response.body) return answerStream(c, route.name, answer, policy, moderator, clientWantsUsage, finish)
+    if (body.stream === true && answer.response.body) return answerStream(c, route.name, answer, policy, moderator, clientWantsUsage, inputVerdict, finish)
+    if (inputVerdict) c.header(MODERATION_HEADER, inputVerdict)
     return answerWhole(c, route.name, answer, policy, moderator, finish)
   })
   return app
