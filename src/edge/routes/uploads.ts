@@ -84,7 +84,12 @@ const putPart = createRoute({
   middleware: [requireScope('uploads:write')] as const,
   request: {
     params: uploadParams.extend({
-      part: z.coerce.number().int().min(1).max(10_000).openapi({ param: { name: 'part', in: 'path' } }),
+      // Decimal digits only: a plain coercion would take '1e3' or '0x10' for a part number.
+      part: z
+        .string()
+        .regex(/^(?:[1-9][0-9]{0,3}|10000)$/, 'must be a part number from 1 to 10000')
+        .transform(Number)
+        .openapi({ param: { name: 'part', in: 'path' } }),
     }),
     body: { required: true, content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } } },
   },
