@@ -223,6 +223,44 @@ describe('moat-results: a result whose follow-ups fail after the job changed', (
   })
 })
 
+describe('moat-jobs: a dispatch interrupted after the claim', () => {
+  it('puts the job back once no dispatch can still be waiting, and dispatches it once', async () => {
+    const tenant = await createTenant()
+    await env.DB.prepare(`UPDATE runners SET status = 'lost'`).run()
+    const runnerId = `runner-redelivery-${++runnerCount}`
+    await registerRunner(runnerId, `http://127.0.0.1:${9300 + runnerCount}`)
+    const modelId = await registerModel(tenant, `m-${crypto.randomUUID().slice(0, 8)}`)
+    await putArtifact(tenant, modelId, '1', bytesOf(64, 3))
+    const job = await json(await call('/v1/jobs', { key: tenant.adminKey, body: { type: 'verify_artifact', model: modelId } }))
+    const dispatched: number[] = []
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      dispatched.push(JSON.parse(await new Request(input as RequestInfo, init as RequestInit).text()).attempt)
+      return new Response(null, { status: 202 })
+    })
+    const rowOf = () => env.DB.prepare('SELECT status, attempts, runner_id, started_at FROM jobs WHERE id = ?1').bind(job.id).first<any>()
+    const messages = messagesOf([{ job_id: job.id }])
+
+    // The claim commits, then the runner's in-flight count fails to update.
+    failStatementOnce(/UPDATE runners SET in_flight = MAX\(in_flight \+ \?1/)
+    expect((await deliverAgain('moat-jobs', messages, 1)).result.retryMessages).toHaveLength(1)
+    expect(await rowOf()).toMatchObject({ status: 'running', attempts: 1, started_at: null })
+    expect(dispatched).toEqual([])
+    // Redelivered at once, it cannot tell a dispatch still waiting on the runner: it waits.
+    await deliverAgain('moat-jobs', messages, 2)
+    expect(dispatched).toEqual([])
+    // After the runner timeout it puts the job back and dispatches it.
+    await env.DB.prepare('UPDATE jobs SET updated_at = updated_at - 60000 WHERE id = ?1').bind(job.id).run()
+    expect((await deliverAgain('moat-jobs', messages, 3)).result.explicitAcks).toEqual([messages[0]!.id])
+    expect(dispatched).toEqual([2])
+    expect(await rowOf()).toMatchObject({ status: 'running', attempts: 2, runner_id: runnerId, started_at: expect.any(Number) })
+    // Once accepted, neither a duplicate nor a redelivery dispatches it again.
+    await env.DB.prepare('UPDATE jobs SET updated_at = updated_at - 60000 WHERE id = ?1').bind(job.id).run()
+    await deliverAgain('moat-jobs', messages, 4)
+    await deliverAgain('moat-jobs', messagesOf([{ job_id: job.id }]), 1)
+    expect(dispatched).toEqual([2])
+  })
+})
+
 describe('moat-results: a job that runs again after its runner was lost', () => {
   it('bills the runner time of the attempt that finished it, not of the lost one', async () => {
     const tenant = await createTenant()

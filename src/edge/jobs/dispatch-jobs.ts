@@ -18,9 +18,11 @@ type DispatchOutcome =
 // Claims the queued job for one attempt on `runner`. The conditional update is
 // the lock: a duplicate message, a cancelled job or a job already running
 // matches nothing.
+// The attempt's start is set when the runner accepts it: until then it is
+// null, which tells a dispatch that never finished (see recoverInterrupted).
 async function claimJob(env: Env, jobId: string, runner: RunnerRow, now: number): Promise<ClaimedJob | null> {
   const claimed = await env.DB.prepare(
-    `UPDATE jobs SET status = 'running', attempts = attempts + 1, runner_id = ?2, updated_at = ?3
+    `UPDATE jobs SET status = 'running', attempts = attempts + 1, runner_id = ?2, started_at = NULL, updated_at = ?3
       WHERE id = ?1 AND status = 'queued'
       RETURNING id, tenant_id, type, params, attempts`,
   )
@@ -59,12 +61,36 @@ async function describeRefusal(response: Response): Promise<string> {
   return `runner answered ${response.status}${text ? `: ${text}` : ''}`
 }
 
-export async function dispatchJob(env: Env, message: JobQueueMessage, now = Date.now()): Promise<DispatchOutcome> {
+type JobState = { id: string; type: string; status: string; attempts: number; started_at: number | null; updated_at: number }
+
+// A dispatch that failed between claiming the job and hearing the runner's
+// answer (the consumer threw: D1 failed, the isolate went) leaves the job
+// running on a runner that may never have seen it, and its redelivered
+// message would find the job not queued and stop there: the job would stay
+// running forever. A redelivered message that finds its job claimed, never
+// accepted, and older than the runner timeout (so no dispatch is still
+// waiting on the runner) puts it back. If the runner did accept it after all,
+// the next attempt supersedes that one, whose reports no longer count.
+async function recoverInterrupted(env: Env, job: JobState, timeoutMs: number, now: number): Promise<boolean> {
+  if (job.status !== 'running' || job.started_at !== null || job.updated_at >= now - timeoutMs) return false
+  // The runner's in-flight count is left to its next heartbeat, which reports it.
+  const { meta } = await env.DB.prepare(
+    `UPDATE jobs SET status = 'queued', runner_id = NULL, last_dispatch_error = 'the dispatch was interrupted', updated_at = ?3
+      WHERE id = ?1 AND attempts = ?2 AND status = 'running' AND started_at IS NULL`,
+  )
+    .bind(job.id, job.attempts, now)
+    .run()
+  return meta.changes > 0
+}
+
+// `redelivered`: the queue gives the message again after the consumer failed.
+export async function dispatchJob(env: Env, message: JobQueueMessage, now = Date.now(), redelivered = false): Promise<DispatchOutcome> {
   const settings = readSettings(env)
-  const job = await env.DB.prepare('SELECT id, type, status FROM jobs WHERE id = ?1')
+  const job = await env.DB.prepare('SELECT id, type, status, attempts, started_at, updated_at FROM jobs WHERE id = ?1')
     .bind(message.job_id)
-    .first<{ id: string; type: string; status: string }>()
-  if (!job || job.status !== 'queued') return { kind: 'done' }
+    .first<JobState>()
+  if (!job) return { kind: 'done' }
+  if (job.status !== 'queued' && !(redelivered && (await recoverInterrupted(env, job, settings.runnerTimeoutMs, now)))) return { kind: 'done' }
 
   const runner = await pickRunner(env, job.type, settings.runnerTtlSeconds, now)
   if (!runner) {
@@ -126,7 +152,7 @@ export async function consumeJobBatch(batch: MessageBatch<unknown>, env: Env): P
       continue
     }
     try {
-      const outcome = await dispatchJob(env, parsed.data)
+      const outcome = await dispatchJob(env, parsed.data, Date.now(), message.attempts > 1)
       if (outcome.kind === 'retry') message.retry({ delaySeconds: backoffSeconds(message.attempts) })
       else message.ack()
     } catch (error) {
