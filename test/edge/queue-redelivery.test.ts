@@ -285,8 +285,11 @@ describe('moat-results: a job that runs again after its runner was lost', () => 
   })
 })
 
-describe('moat-usage: a batch that crashes after writing, delivered again', () => {
-  async function scenario(crash: boolean) {
+describe('moat-usage: a batch that fails part-way (its write, or after it), delivered again', () => {
+  // `crash`: the first delivery writes, then crashes before acknowledging
+  // (MOAT_CHAOS_USAGE_FAILURE_RATE); `ledger`: the first delivery's write
+  // fails (after the poison message was kept).
+  async function scenario(fault: 'none' | 'crash' | 'ledger') {
     const tenant = await createTenant()
     await createSink(tenant)
     const at = Date.now() - 60_000
@@ -298,7 +301,7 @@ describe('moat-usage: a batch that crashes after writing, delivered again', () =
     const poison = { meter: 'requests', tenant_id: tenant.tenantId, poison: true }
     const messages = messagesOf([...events.slice(0, 15), poison, ...events.slice(15)])
     queues.clear()
-    if (crash) {
+    if (fault === 'crash') {
       const settings = env as unknown as Record<string, string>
       const before = settings.MOAT_CHAOS_USAGE_FAILURE_RATE
       settings.MOAT_CHAOS_USAGE_FAILURE_RATE = '1'
@@ -310,11 +313,17 @@ describe('moat-usage: a batch that crashes after writing, delivered again', () =
         else settings.MOAT_CHAOS_USAGE_FAILURE_RATE = before
       }
     }
-    const delivered = await deliverAgain('moat-usage', messages, crash ? 2 : 1)
+    if (fault === 'ledger') {
+      const fired = failStatementOnce(/insert into "usage_events"/i)
+      const first = await deliverAgain('moat-usage', messages, 1)
+      expect(fired()).toBe(true)
+      expect(String(first.thrown)).toMatch(/injected D1 failure/)
+    }
+    const delivered = await deliverAgain('moat-usage', messages, fault === 'none' ? 1 : 2)
     expect(delivered.thrown).toBeNull()
     expect(delivered.result.ackAll).toBe(true)
     // A third delivery of the same batch, as if its acknowledgement was lost.
-    if (crash) await deliverAgain('moat-usage', messages, 3)
+    if (fault !== 'none') await deliverAgain('moat-usage', messages, 3)
 
     const provider = endpoint()
     await deliver('moat-sinks', queues.sinkDeliveries().map((delivery_id) => ({ delivery_id })))
@@ -345,13 +354,14 @@ describe('moat-usage: a batch that crashes after writing, delivered again', () =
   }
 
   it('leaves the ledger, rollups, sink outbox, pushes and dead letters as one clean delivery does', async () => {
-    const clean = await scenario(false)
+    const clean = await scenario('none')
     expect(clean.ledger).toHaveLength(30)
     expect(clean.outbox).toEqual({ rows: 30, events: 30, claimed: 30 })
     expect(clean.sinkDeliveries).toEqual([{ status: 'delivered', sent: 30, events: 30 }])
     expect(clean.pushed).toEqual({ requests: 30, distinct: 30 })
     expect(clean.deadLetters).toEqual({ count: 1 })
-    expect(await scenario(true)).toEqual(clean)
+    expect(await scenario('crash')).toEqual(clean)
+    expect(await scenario('ledger')).toEqual(clean)
   })
 })
 
