@@ -107,16 +107,23 @@ function labelIndex(model: ModelRow, label: number | string, param: string): num
   throw new ApiError(422, `'${label}' is not one of the model's labels`, { code: 'unknown_label', param })
 }
 
-async function askSuspect(env: Env, model: ModelRow, endpoint: { url: string; headers?: Record<string, string> | undefined }, rows: QueryRow[]) {
-  const check = checkOutboundUrl(endpoint.url, readSettings(env).outbound)
+// Checked before anything else about the request, so a refused address is
+// always the answer for one, whatever the model's state.
+function suspectUrl(env: Env, url: string): URL {
+  const check = checkOutboundUrl(url, readSettings(env).outbound)
   if (!check.ok) throw new ApiError(400, `Suspect URL refused: ${check.reason}`, { code: 'url_not_allowed', param: 'endpoint.url' })
+  return check.url
+}
+
+async function askSuspect(env: Env, model: ModelRow, endpoint: { url: string; headers?: Record<string, string> | undefined }, rows: QueryRow[]) {
+  const url = suspectUrl(env, endpoint.url)
   const labels: number[] = []
   for (let start = 0; start < rows.length; start += SUSPECT_BATCH) {
     const batch = rows.slice(start, start + SUSPECT_BATCH)
     const instances = await Promise.all(batch.map((row) => inputOf(env, row)))
     let response: Response
     try {
-      response = await fetch(check.url.toString(), {
+      response = await fetch(url.toString(), {
         method: 'POST',
         headers: { ...endpoint.headers, 'content-type': 'application/json' },
         body: JSON.stringify({ instances }),
@@ -178,6 +185,7 @@ export function ownershipRoutes() {
       const db = database(c.env)
       const model = await findModel(db, c.get('auth').tenantId, c.req.valid('param').id)
       const body = c.req.valid('json')
+      if (body.endpoint) suspectUrl(c.env, body.endpoint.url)
       const scope = and(eq(watermarkQueries.tenantId, model.tenantId), eq(watermarkQueries.modelId, model.id), body.client_id ? eq(watermarkQueries.clientId, body.client_id) : undefined)
       let pairs: SuspectAnswer[]
       let classes: number
