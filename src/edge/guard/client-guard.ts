@@ -10,7 +10,7 @@ import { createId } from '../../shared/ids.ts'
 import type { Env } from '../env.ts'
 import { emitEvent, eventId } from '../webhooks/emit-event.ts'
 import { clientId } from './client-id.ts'
-import type { Admission, AdmitRequest, ClientIdentity, ClientView, SettleRequest } from './guard-protocol.ts'
+import { UNTRACKED_RESERVATION, type Admission, type AdmitRequest, type ClientIdentity, type ClientView, type SettleRequest } from './guard-protocol.ts'
 
 const MINUTE_MS = 60_000
 const DAY_MS = 86_400_000
@@ -149,7 +149,7 @@ export class ClientGuard extends DurableObject<Env> {
     this.meta.cooldownMs = policy.cooldown_seconds * 1000
     this.coolDown(now)
     const { action, risk } = this.meta
-    if (!policy.enabled) return { outcome: 'allow', reservation: '', action: 'observe', masking: null, risk }
+    if (!policy.enabled) return { outcome: 'allow', reservation: UNTRACKED_RESERVATION, action: 'observe', masking: null, risk }
     if (action === 'block') {
       return { outcome: 'block', action, risk, message: 'This client is blocked: its queries look like a model extraction attempt' }
     }

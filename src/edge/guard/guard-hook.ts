@@ -3,7 +3,7 @@ import { guardPolicySchema, type GuardAction, type GuardPolicyInput, type Maskin
 import type { AppEnv } from '../env.ts'
 import { ApiError } from '../errors.ts'
 import { END_USER_HEADER, guardStub, isValidEndUser } from './client-id.ts'
-import type { ClassifierReport, ClientIdentity, LlmReport } from './guard-protocol.ts'
+import { UNTRACKED_RESERVATION, type ClassifierReport, type ClientIdentity, type LlmReport } from './guard-protocol.ts'
 
 // The guard hook that hosted inference (`/v1/models/{id}/predict`) and the
 // proxy (`/v1/chat/completions`, `/v1/proxy/{route}/…`) call around each
@@ -99,7 +99,8 @@ export async function guardBefore(c: Context<AppEnv>, input: GuardBeforeInput): 
     client,
     model: input.model,
     policy,
-    reservation: admission.reservation || null,
+    // null: the guard does not track this call, and guardAfter has nothing to report.
+    reservation: admission.reservation === UNTRACKED_RESERVATION ? null : admission.reservation,
     action: admission.action,
     masking: admission.masking,
     risk: admission.risk,
@@ -108,7 +109,8 @@ export async function guardBefore(c: Context<AppEnv>, input: GuardBeforeInput): 
 }
 
 export async function guardAfter(c: Context<AppEnv>, ticket: GuardTicket, outcome: GuardAfterInput | null): Promise<void> {
-  if (ticket.failedOpen) return
+  // Failed open, or a guard the policy turns off: nothing waits for a report.
+  if (ticket.failedOpen || ticket.reservation === null) return
   try {
     await guardStub(c.env, ticket.client).settle({
       client: ticket.client,

@@ -19,6 +19,10 @@ export type AdmitRequest = {
   now?: number
 }
 
+// The reservation of a call the guard does not track (its policy turns the
+// guard off): there is nothing to reconcile or observe, so no report follows.
+export const UNTRACKED_RESERVATION = ''
+
 export type Admission =
   | { outcome: 'allow'; reservation: string; action: GuardAction; masking: MaskingMode | null; risk: number }
   | { outcome: 'throttle'; limit: string; retryAfterSeconds: number; action: GuardAction; risk: number; message: string }
