@@ -34,7 +34,8 @@ function errorCode(error: string | null): string | undefined {
   return error ? (JSON.parse(error) as { code?: string }).code : undefined
 }
 
-// `moat-results-dlq` and `moat-usage-dlq`: kept in `dead_letters` for an operator.
+// `moat-results-dlq`: kept in `dead_letters` for an operator (`moat-usage-dlq`
+// has its own consumer: usage must still reach the ledger).
 export async function consumeOtherDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const message of batch.messages) await recordDeadLetter(env, batch.queue, message)
   batch.ackAll()
