@@ -143,6 +143,11 @@ async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: numb
   )
 }
 
+// Whether sparsify changes an input's task vector at all.
+function prunes(job: TensorMerge, input: MergeInput): boolean {
+  return METHOD_SPECS[job.method].sparsification !== undefined && asNumber(input.params.density, 'density', job.name) < 1
+}
+
 // Whether an input's pruning ranks magnitudes (and so wants their histogram).
 function ranksMagnitudes(job: TensorMerge, input: MergeInput): boolean {
   const method = METHOD_SPECS[job.method].sparsification
@@ -218,6 +223,27 @@ async function taskArithmetic(runner: KernelRunner, job: TensorMerge): Promise<F
   const base = job.base!
   const chunks = elementChunks(base.length)
   if (job.inputs.length === 0) return base
+  const consensus = METHOD_SPECS[job.method].consensus === true
+  const weights = job.inputs.map((input) => asNumber(input.params.weight, 'weight', `${job.name} of ${input.model}`))
+  const combine = (fromInputs: boolean) =>
+    runChunks(runner, chunks, (range) => ({
+      op: 'taskCombine',
+      ...range,
+      deltas: job.inputs.map((input) => input.data),
+      weights,
+      base,
+      // Each element of base is read before its own output is written: base can take the result.
+      out: base,
+      consensus,
+      normalize: asBoolean(job.params.normalize),
+      lambda: asNumber(job.params.lambda ?? 1, 'lambda', job.name),
+      fromInputs,
+    }))
+  // Nothing to prune and no sign election: the task vectors are taken inside the combine.
+  if (!consensus && !job.inputs.some((input) => prunes(job, input))) {
+    await combine(true)
+    return base
+  }
   // Methods that rank magnitudes get the first histogram in the same pass as the task vector.
   const highs = new Map<MergeInput, Uint32Array[]>()
   for (const input of job.inputs) {
@@ -227,21 +253,8 @@ async function taskArithmetic(runner: KernelRunner, job: TensorMerge): Promise<F
   }
   const rescale = asBoolean(job.params.rescale)
   for (const [index, input] of job.inputs.entries()) await sparsify(runner, job, input, index, rescale, highs.get(input))
-  // Each element of base is read before its own output is written: base can take the result.
-  const out = base
-  const weights = job.inputs.map((input) => asNumber(input.params.weight, 'weight', `${job.name} of ${input.model}`))
-  await runChunks(runner, chunks, (range) => ({
-    op: 'taskCombine',
-    ...range,
-    deltas: job.inputs.map((input) => input.data),
-    weights,
-    base,
-    out,
-    consensus: METHOD_SPECS[job.method].consensus === true,
-    normalize: asBoolean(job.params.normalize),
-    lambda: asNumber(job.params.lambda ?? 1, 'lambda', job.name),
-  }))
-  return out
+  await combine(false)
+  return base
 }
 
 // Chunks and vector count for a layout over a tensor of n elements.

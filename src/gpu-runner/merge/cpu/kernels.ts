@@ -32,6 +32,8 @@ export type KernelCall =
       consensus: boolean
       normalize: boolean
       lambda: number
+      // `deltas` are the models themselves: each task vector is taken on the fly.
+      fromInputs?: boolean
     }
 
 // The bound of a kept rank range: elements whose |value| bits are `bits` hold
@@ -272,20 +274,33 @@ function gram(arrays: Float32Array[], base: Float32Array | null, layout: Layout,
   return sums
 }
 
+// The flat sum in one pass, generated per array count so every operand is a
+// local. Each partial sum is rounded to float32, as it was when the sum was
+// built up in `out` one array at a time, so the result is the same to the bit.
+type AffineFlat = (arrays: Float32Array[], coefficients: Float64Array, out: Float32Array, start: number, end: number) => void
+
+const affineFlats = new Map<number, AffineFlat>()
+
+function affineFlatFor(k: number): AffineFlat {
+  const cached = affineFlats.get(k)
+  if (cached) return cached
+  const m = Array.from({ length: k }, (_, i) => i)
+  let sum = 'c0 * a0[i]'
+  for (let i = 1; i < k; i++) sum = `Math.fround(${sum}) + c${i} * a${i}[i]`
+  const body = `const [${m.map((i) => `a${i}`).join(', ')}] = arrays
+    const [${m.map((i) => `c${i}`).join(', ')}] = coefficients
+    for (let i = start; i < end; i++) out[i] = ${sum}`
+  const affine = new Function('arrays', 'coefficients', 'out', 'start', 'end', body) as AffineFlat
+  affineFlats.set(k, affine)
+  return affine
+}
+
 // out = Σ coefficient[vector][m] × arrays[m], with one coefficient set per
 // vector of the layout (one for flat).
 function affine(arrays: Float32Array[], coefficients: Float64Array, layout: Layout, out: Float32Array, start: number, end: number): void {
   const k = arrays.length
   if (layout.kind === 'flat') {
-    // One pass per array over the chunk keeps every loop a plain typed-array loop.
-    const c0 = coefficients[0]!
-    const a0 = arrays[0]!
-    for (let i = start; i < end; i++) out[i] = c0 * a0[i]!
-    for (let m = 1; m < k; m++) {
-      const c = coefficients[m]!
-      const a = arrays[m]!
-      for (let i = start; i < end; i++) out[i] = out[i]! + c * a[i]!
-    }
+    affineFlatFor(k)(arrays, coefficients, out, start, end)
     return
   }
   const { cols } = layout
@@ -320,16 +335,50 @@ type Combine = (
 
 const combines = new Map<string, Combine>()
 
-function combineFor(k: number, consensus: boolean): Combine {
-  const key = `${k}:${consensus}`
+// The sign election's three comparisons per element (the sum's sign, each
+// delta's agreement, a zero divisor) are coin flips on real task vectors, and
+// as branches they cost three to four times the rest of the loop. With every
+// weight positive and not tiny, a weighted delta is zero exactly when its
+// float32 is ±0 and has the float32's sign, so agreement is bit arithmetic on
+// the delta's bits against the sum's sign bit (read through a float64
+// scratch), and the divisor is zero exactly when nothing agrees. A sum of -0
+// or NaN reads as negative where the comparison says +, which changes
+// nothing: -0 means every delta is zero, and NaN makes the output NaN either
+// way. Other weights take the comparisons.
+const FAST_WEIGHT_MIN = 1e-30
+
+// Without sparsification a task vector is only ever read once, by the
+// combine: taking model - base there, rounded to float32 as the stored delta
+// was, saves a pass that wrote every delta out and read it back (fromInputs).
+function combineFor(k: number, consensus: boolean, branchFree: boolean, fromInputs: boolean): Combine {
+  const key = `${k}:${consensus}:${branchFree}:${fromInputs}`
   const cached = combines.get(key)
   if (cached) return cached
   const m = Array.from({ length: k }, (_, i) => i)
   const list = (item: (i: number) => string, separator: string) => m.map(item).join(separator)
   const prologue = `const [${list((i) => `d${i}`, ', ')}] = deltas\nconst [${list((i) => `w${i}`, ', ')}] = weights\n`
+  const bitViews = list((i) => `const b${i} = new Int32Array(d${i}.buffer, d${i}.byteOffset, d${i}.length)`, '\n')
   // Zero agrees with neither sign, and a zero sum counts as +.
-  const body = consensus
+  const body = !consensus
     ? `${prologue}
+      const total = ${list((i) => `w${i}`, ' + ')}
+      const divisor = normalize ? (Math.abs(total) < 1e-8 ? 1 : total) : 1
+      for (let i = start; i < end; i++) out[i] = base[i] + ((${list((i) => (fromInputs ? `w${i} * Math.fround(d${i}[i] - base[i])` : `w${i} * d${i}[i]`), ' + ')}) / divisor) * lambda`
+    : branchFree
+      ? `${prologue}
+      ${bitViews}
+      const scratch = new Float64Array(1)
+      const scratchBits = new Int32Array(scratch.buffer)
+      for (let i = start; i < end; i++) {
+        ${list((i) => `const x${i} = w${i} * d${i}[i]`, '\n')}
+        scratch[0] = ${list((i) => `x${i}`, ' + ')}
+        const negative = scratchBits[1] >>> 31
+        ${list((i) => `const e${i} = b${i}[i]\nconst a${i} = (((e${i} & 0x7fffffff) + 0x7fffffff) >>> 31) & (1 ^ (e${i} >>> 31) ^ negative)`, '\n')}
+        const mixed = ${list((i) => `x${i} * a${i}`, ' + ')}
+        const divisor = ${list((i) => `w${i} * a${i}`, ' + ')} + (1 ^ (${list((i) => `a${i}`, ' | ')}))
+        out[i] = base[i] + (normalize ? mixed / divisor : mixed) * lambda
+      }`
+      : `${prologue}
       for (let i = start; i < end; i++) {
         ${list((i) => `const x${i} = w${i} * d${i}[i]`, '\n')}
         const sign = ${list((i) => `x${i}`, ' + ')} >= 0 ? 1 : -1
@@ -339,10 +388,6 @@ function combineFor(k: number, consensus: boolean): Combine {
         if (divisor === 0) divisor = 1
         out[i] = base[i] + (normalize ? mixed / divisor : mixed) * lambda
       }`
-    : `${prologue}
-      const total = ${list((i) => `w${i}`, ' + ')}
-      const divisor = normalize ? (Math.abs(total) < 1e-8 ? 1 : total) : 1
-      for (let i = start; i < end; i++) out[i] = base[i] + ((${list((i) => `w${i} * d${i}[i]`, ' + ')}) / divisor) * lambda`
   const combine = new Function('deltas', 'weights', 'base', 'out', 'start', 'end', 'normalize', 'lambda', body) as Combine
   combines.set(key, combine)
   return combine
@@ -350,5 +395,8 @@ function combineFor(k: number, consensus: boolean): Combine {
 
 function taskCombine(call: Extract<KernelCall, { op: 'taskCombine' }>): void {
   const { deltas, weights, base, out, consensus, normalize, lambda, start, end } = call
-  combineFor(deltas.length, consensus)(deltas, weights, base, out, start, end, normalize, lambda)
+  const fromInputs = call.fromInputs === true
+  if (fromInputs && consensus) throw new Error('taskCombine: the sign election needs stored task vectors')
+  const branchFree = consensus && weights.every((w) => w >= FAST_WEIGHT_MIN && w < Infinity)
+  combineFor(deltas.length, consensus, branchFree, fromInputs)(deltas, weights, base, out, start, end, normalize, lambda)
 }
