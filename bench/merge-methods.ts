@@ -2,13 +2,16 @@ import { execFileSync } from 'node:child_process'
 import { METHOD_SPECS, MERGE_METHODS, type MergeMethodName } from '../src/shared/merge-methods.ts'
 import { createKernelRunner, defaultThreads, sharedFloat32 } from '../src/gpu-runner/merge/cpu/kernel-runner.ts'
 import { mergeTensor, type MergeInput } from '../src/gpu-runner/merge/merge-tensor.ts'
-import { decodeToFloat32, encodedSize, encodeFromFloat32, type WritableDtype } from '../src/gpu-runner/tensors/dtype-codec.ts'
+import { decodeOnRunner, encodeOnRunner } from '../src/gpu-runner/merge/threaded-codec.ts'
+import { encodedSize, encodeFromFloat32, type WritableDtype } from '../src/gpu-runner/tensors/dtype-codec.ts'
 import { seededUniform } from '../scripts/merge-fixtures/synthetic-model.ts'
 
 // One method on three 4096 × 4096 tensors (a base and two models; slerp reads
 // two, passthrough one), stored as `dtype`: decode to float32, merge, encode
-// back, timed. Each method runs in a child process of its own so its peak RSS
-// is its own. Run without arguments for the whole table.
+// back, timed, each step on the kernel threads as `moat merge` runs it (the
+// stored bytes sit in shared memory, as a read puts them). Each method runs in
+// a child process of its own so its peak RSS is its own. Run without
+// arguments for the whole table.
 
 const SIDE = Number(process.env.BENCH_SIDE ?? 4096)
 const N = SIDE * SIDE
@@ -33,7 +36,7 @@ function storedTensor(seed: number, dtype: WritableDtype): Uint8Array {
   const random = seededUniform(seed)
   const values = new Float32Array(N)
   for (let i = 0; i < N; i++) values[i] = (random() - 0.5) * 0.1
-  const bytes = new Uint8Array(encodedSize(dtype, N))
+  const bytes = new Uint8Array(new SharedArrayBuffer(encodedSize(dtype, N)))
   encodeFromFloat32(dtype, values, bytes)
   return bytes
 }
@@ -47,16 +50,13 @@ async function measure(method: MergeMethodName, dtype: WritableDtype, threads: n
   // Threads start once per process, not per tensor: not part of a merge's time.
   await runner.run([{ op: 'scale', start: 0, end: 1, array: sharedFloat32(1), factor: 1 }])
   const started = performance.now()
-  const decoded = stored.map((bytes) => {
-    const array = sharedFloat32(N)
-    decodeToFloat32(dtype, bytes, array)
-    return array
-  })
+  const decoded = stored.map(() => sharedFloat32(N))
+  await Promise.all(stored.map((bytes, i) => decodeOnRunner(runner, dtype, bytes, decoded[i]!)))
   const base = withBase ? decoded.shift()! : null
   const inputs: MergeInput[] = decoded.map((data, i) => ({ model: `m${i}`, data, params: PARAMS[method].model }))
   const out = await mergeTensor(runner, { name: 'bench.weight', method, shape: [SIDE, SIDE], base, inputs, params: PARAMS[method].global, seed: 1 })
-  const encoded = new Uint8Array(encodedSize(dtype, N))
-  encodeFromFloat32(dtype, out, encoded)
+  const encoded = new Uint8Array(new SharedArrayBuffer(encodedSize(dtype, N)))
+  await encodeOnRunner(runner, dtype, out, encoded)
   const seconds = (performance.now() - started) / 1000
   await runner.close()
   const inputBytes = stored.reduce((sum, bytes) => sum + bytes.byteLength, 0)

@@ -6,9 +6,9 @@ import type { ModelTensor } from '../tensors/safetensors-model.ts'
 import { createShardedWriter, DEFAULT_SHARD_BYTES, existingModelFiles } from '../tensors/sharded-writer.ts'
 import { createArrayPool, type ArrayPool } from './array-pool.ts'
 import { createKernelRunner, type KernelRunner } from './cpu/kernel-runner.ts'
-import type { KernelCall } from './cpu/kernels.ts'
 import type { MergePlan, PlannedSource, PlannedTensor } from './merge-plan.ts'
 import { countNonFinite, MergeError, mergeTensor, type MergeInput } from './merge-tensor.ts'
+import { createStagingPool, encodeOnRunner, readTensorOnRunner, type StagingPool } from './threaded-codec.ts'
 
 // Runs a plan tensor by tensor: read the inputs of one output tensor (the
 // next one's reads overlap this one's merge), merge, encode, write at its
@@ -40,16 +40,16 @@ export type RunMergeOptions = {
 export type MergeOutcome = { files: string[]; totalBytes: number; nonFinite: NonFiniteReport[] }
 
 const ENCODE_CHUNK = 1 << 22
-const ENCODE_SLICE = 1 << 20
 
-async function readSource(pool: ArrayPool, source: PlannedSource, shape: number[]): Promise<Float32Array> {
+type Readers = { pool: ArrayPool; staging: StagingPool; runner: KernelRunner }
+
+type Source = { array: Float32Array; nonFinite: number }
+
+async function readSource(readers: Readers, source: PlannedSource, shape: number[]): Promise<Source> {
   const count = shape.reduce((a, b) => a * b, 1)
-  const out = pool.take(count)
+  const out = readers.pool.take(count)
   const own = elementsOf(source.tensor)
-  if (own === count) {
-    await source.tensor.file.readFloat32(source.tensor, out)
-    return out
-  }
+  if (own === count) return { array: out, nonFinite: await readTensorOnRunner(readers.runner, readers.staging, source.tensor, out) }
   // An embedding of another vocabulary size: its own rows, the rest from the tokenizer source.
   const rowSize = shape.slice(1).reduce((a, b) => a * b, 1)
   const whole = new Float32Array(own)
@@ -61,21 +61,31 @@ async function readSource(pool: ArrayPool, source: PlannedSource, shape: number[
     await source.fill.file.readFloat32(source.fill, fill)
     out.set(fill.subarray(source.rows * rowSize, count), source.rows * rowSize)
   }
-  return out
+  const [nonFinite] = await countNonFinite(readers.runner, [out])
+  return { array: out, nonFinite: nonFinite! }
 }
 
 function elementsOf(tensor: ModelTensor): number {
   return (tensor.end - tensor.begin) / SAFETENSORS_DTYPE_SIZES[tensor.dtype]
 }
 
-type Loaded = { base: Float32Array | null; inputs: Float32Array[] }
+// Non-finite counts run base first, then the inputs in order.
+type Loaded = { base: Float32Array | null; inputs: Float32Array[]; nonFinite: number[] }
 
-async function load(pool: ArrayPool, tensor: PlannedTensor): Promise<Loaded> {
-  const [base, ...inputs] = await Promise.all([
-    tensor.base ? readSource(pool, tensor.base, tensor.shape) : null,
-    ...tensor.inputs.map((input) => readSource(pool, input, tensor.shape)),
+async function load(readers: Readers, tensor: PlannedTensor): Promise<Loaded> {
+  const read = await Promise.allSettled([
+    tensor.base ? readSource(readers, tensor.base, tensor.shape) : null,
+    ...tensor.inputs.map((input) => readSource(readers, input, tensor.shape)),
   ])
-  return { base: base ?? null, inputs: inputs as Float32Array[] }
+  const sources = read.flatMap((result) => (result.status === 'fulfilled' && result.value ? [result.value] : []))
+  const failed = read.find((result) => result.status === 'rejected')
+  if (failed) {
+    // The arrays that were read go back to the pool; nothing else will release them.
+    readers.pool.release(sources.map((source) => source.array))
+    throw failed.reason
+  }
+  const [base, ...inputs] = read.map((result) => (result as PromiseFulfilledResult<Source | null>).value)
+  return { base: base?.array ?? null, inputs: inputs.map((input) => input!.array), nonFinite: sources.map((source) => source.nonFinite) }
 }
 
 export async function runMerge(options: RunMergeOptions): Promise<MergeOutcome> {
@@ -91,7 +101,8 @@ export async function runMerge(options: RunMergeOptions): Promise<MergeOutcome> 
     maxShardBytes: options.maxShardBytes ?? DEFAULT_SHARD_BYTES,
     metadata: { format: 'pt' },
   })
-  const pool = createArrayPool()
+  const readers: Readers = { pool: createArrayPool(), staging: createStagingPool(), runner }
+  const pool = readers.pool
   const nonFinite: NonFiniteReport[] = []
   const progress: MergeProgress = { tensorsDone: 0, tensorsTotal: plan.tensors.length, bytesDone: 0, bytesTotal: plan.inputBytes }
   options.onProgress?.({ ...progress })
@@ -100,7 +111,7 @@ export async function runMerge(options: RunMergeOptions): Promise<MergeOutcome> 
   const prefetch = (index: number) => {
     const tensor = plan.tensors[index]
     if (!tensor) return null
-    const promise = load(pool, tensor)
+    const promise = load(readers, tensor)
     promise.catch(() => {})
     return promise
   }
@@ -113,8 +124,7 @@ export async function runMerge(options: RunMergeOptions): Promise<MergeOutcome> 
       next = prefetch(index + 1)
       const sources = [...(tensor.base ? [tensor.base] : []), ...tensor.inputs]
       const arrays = [...(loaded.base ? [loaded.base] : []), ...loaded.inputs]
-      const counts = await countNonFinite(runner, arrays)
-      for (const [i, count] of counts.entries()) {
+      for (const [i, count] of loaded.nonFinite.entries()) {
         if (count === 0) continue
         const report = { tensor: tensor.name, model: sources[i]!.model, count }
         if (options.refuseNonFinite) throw new MergeError(`tensor ${tensor.name} of ${report.model} holds ${count} NaN or infinite values`)
@@ -136,11 +146,7 @@ export async function runMerge(options: RunMergeOptions): Promise<MergeOutcome> 
       const buffer = new Uint8Array(new SharedArrayBuffer(Math.max(1, encodedSize(tensor.dtype, Math.min(ENCODE_CHUNK, merged.length)))))
       for (let start = 0; start < merged.length; start += ENCODE_CHUNK) {
         const end = Math.min(merged.length, start + ENCODE_CHUNK)
-        const calls: KernelCall[] = []
-        for (let from = start; from < end; from += ENCODE_SLICE) {
-          calls.push({ op: 'encode', start: from, end: Math.min(end, from + ENCODE_SLICE), values: merged, dtype: tensor.dtype, out: buffer, first: start })
-        }
-        await runner.run(calls)
+        await encodeOnRunner(runner, tensor.dtype, merged, buffer, start, end)
         await writer.write(tensor.name, buffer.subarray(0, encodedSize(tensor.dtype, end - start)), encodedSize(tensor.dtype, start))
       }
       if (merged.length === 0) await writer.write(tensor.name, new Uint8Array(0))

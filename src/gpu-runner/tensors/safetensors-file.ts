@@ -17,6 +17,8 @@ export type SafetensorsFile = {
   header: SafetensorsHeader
   tensors: Map<string, TensorInfo>
   readBytes(tensor: TensorInfo, into?: Uint8Array): Promise<Uint8Array>
+  // Fills `into` with the tensor's bytes from `offset` on (a caller decoding elsewhere reads in large slices).
+  readRange(tensor: TensorInfo, offset: number, into: Uint8Array): Promise<void>
   // Decodes a float tensor into `out` (numel long), chunk by chunk.
   readFloat32(tensor: TensorInfo, out: Float32Array): Promise<void>
   close(): Promise<void>
@@ -54,6 +56,10 @@ export async function openSafetensorsFile(path: string): Promise<SafetensorsFile
         const bytes = into ?? new Uint8Array(tensor.end - tensor.begin)
         await readExactly(file, bytes.subarray(0, tensor.end - tensor.begin), header.dataOffset + tensor.begin, path)
         return bytes
+      },
+      async readRange(tensor, offset, into) {
+        if (offset < 0 || offset + into.byteLength > tensor.end - tensor.begin) throw new RangeError(`read past the end of tensor ${tensor.name}`)
+        await readExactly(file, into, header.dataOffset + tensor.begin + offset, path)
       },
       async readFloat32(tensor, out) {
         const { dtype } = tensor

@@ -1,4 +1,5 @@
-import { encodedSize, encodeFromFloat32, type WritableDtype } from '../../tensors/dtype-codec.ts'
+import { decodeToFloat32, encodedSize, encodeFromFloat32, LITTLE_ENDIAN, type ReadableFloatDtype, type WritableDtype } from '../../tensors/dtype-codec.ts'
+import { SAFETENSORS_DTYPE_SIZES } from '../../../shared/safetensors-header.ts'
 
 // The CPU kernels: each works on one chunk of a tensor (an element range, or
 // a row range for row-wise work) over float32 arrays that may live in shared
@@ -12,6 +13,7 @@ export type KernelCall =
   | { op: 'sub'; start: number; end: number; array: Float32Array; base: Float32Array }
   | { op: 'subHistHigh'; start: number; end: number; array: Float32Array; base: Float32Array }
   | { op: 'encode'; start: number; end: number; values: Float32Array; dtype: WritableDtype; out: Uint8Array; first: number }
+  | { op: 'decode'; start: number; end: number; bytes: Uint8Array; dtype: ReadableFloatDtype; out: Float32Array; first: number }
   | { op: 'nonFinite'; start: number; end: number; arrays: Float32Array[] }
   | { op: 'histHigh'; start: number; end: number; array: Float32Array }
   | { op: 'histLow'; start: number; end: number; array: Float32Array; high: number }
@@ -105,6 +107,38 @@ function encode({ start, end, values, dtype, out, first }: Extract<KernelCall, {
   const size = encodedSize(dtype, 1)
   encodeFromFloat32(dtype, values.subarray(start, end), out.subarray((start - first) * size, (end - first) * size))
   return null
+}
+
+// Elements [start, end) of `out` from `bytes`, whose first byte holds element
+// `first`; returns how many are NaN or infinite, counted as they are written
+// so that no pass of its own reads the inputs again. bf16 is the top half of
+// a float32: one shift, no table.
+function decode({ start, end, bytes, dtype, out, first }: Extract<KernelCall, { op: 'decode' }>): number[] {
+  const size = SAFETENSORS_DTYPE_SIZES[dtype]
+  const from = (start - first) * size
+  const bits = new Int32Array(out.buffer, out.byteOffset, out.length)
+  let count = 0
+  if (dtype === 'BF16' && LITTLE_ENDIAN && (bytes.byteOffset + from) % 2 === 0) {
+    const halves = new Uint16Array(bytes.buffer, bytes.byteOffset + from, end - start)
+    for (let i = start, j = 0; i < end; i++, j++) {
+      const b = halves[j]! << 16
+      bits[i] = b
+      count += ((b & 0x7f800000) + 0x800000) >>> 31
+    }
+    return [count]
+  }
+  if (dtype === 'F32' && LITTLE_ENDIAN && (bytes.byteOffset + from) % 4 === 0) {
+    const words = new Int32Array(bytes.buffer, bytes.byteOffset + from, end - start)
+    for (let i = start, j = 0; i < end; i++, j++) {
+      const b = words[j]!
+      bits[i] = b
+      count += ((b & 0x7f800000) + 0x800000) >>> 31
+    }
+    return [count]
+  }
+  decodeToFloat32(dtype, bytes.subarray(from, (end - first) * size), out, start)
+  for (let i = start; i < end; i++) count += ((bits[i]! & 0x7f800000) + 0x800000) >>> 31
+  return [count]
 }
 
 // Exponent bits all ones is NaN or ±Inf; counted without a branch.
@@ -219,6 +253,8 @@ export function runKernel(call: KernelCall): KernelResult {
       return subHistHigh(call)
     case 'encode':
       return encode(call)
+    case 'decode':
+      return decode(call)
     case 'nonFinite':
       return nonFinite(call)
     case 'histHigh':
