@@ -109,6 +109,14 @@ async function answerWhole(c: Context<AppEnv>, route: string, answer: UpstreamAn
 // the stream with a `content_filter` finish, and what was held is never sent.
 // The input's verdict is known before the first byte and rides in a header,
 // as on a whole answer; the output's can only show in the stream itself.
+//
+// Tokens are metered once, when both the upstream and the client are done. A
+// client that took the whole stream is billed the upstream's last `usage`
+// report. Output is otherwise billed as the content deltas the client's
+// connection took, one token each, as OpenAI-style upstreams stream them:
+// for a client that left early (even if the upstream had finished), and for
+// an upstream that never reported; input tokens only as the upstream reported
+// them, never guessed. A client that leaves cancels the upstream at once.
 function answerStream(
   c: Context<AppEnv>,
   route: string,
@@ -123,20 +131,53 @@ function answerStream(
   const encoder = new TextEncoder()
   const reader = createSseReader()
   let text = ''
-  let held: string[] = []
+  let held: { event: string; deltas: number }[] = []
   let heldChars = 0
   let blocked = false
   let recorded = false
   let last: { id?: string; created?: number; model?: string } = {}
-  let tokens = 0
+  let usage: unknown = null
+  let servedDeltas = 0
   const upstream = answer.response.body!.pipeThrough(new TextDecoderStream()).getReader()
 
-  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
+  // Events wait in a queue until the connection takes them (the body pulls
+  // one at a time), so a delta counts as served when it was handed over.
+  const { readable, writable } = new TransformStream<{ bytes: Uint8Array; deltas: number }, { bytes: Uint8Array; deltas: number }>()
   const writer = writable.getWriter()
-  const send = (text: string) => writer.write(encoder.encode(text))
+  const send = (text: string, deltas = 0) => writer.write({ bytes: encoder.encode(text), deltas })
+  const out = readable.getReader()
+  // Settles when the client has taken the whole stream, or left.
+  let bodyEnded = () => {}
+  const bodyDone = new Promise<void>((resolve) => (bodyEnded = resolve))
+  let clientLeft = false
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const next = await out.read().catch((error: unknown) => {
+          bodyEnded()
+          throw error
+        })
+        // Taken from the queue after the client left: never handed over.
+        if (clientLeft) return
+        if (next.done) {
+          bodyEnded()
+          return controller.close()
+        }
+        servedDeltas += next.value.deltas
+        controller.enqueue(next.value.bytes)
+      },
+      // The client left: stop the upstream now rather than when it next sends.
+      async cancel(reason) {
+        clientLeft = true
+        bodyEnded()
+        await Promise.all([upstream.cancel(reason).catch(() => undefined), out.cancel(reason).catch(() => undefined)])
+      },
+    },
+    { highWaterMark: 0 },
+  )
 
   const release = async () => {
-    for (const event of held) await send(event)
+    for (const { event, deltas } of held) await send(event, deltas)
     held = []
     heldChars = 0
   }
@@ -163,16 +204,25 @@ function answerStream(
     }
     last = { id: chunk.id, created: chunk.created, model: chunk.model }
     if (chunk.usage) {
-      const metered = await meterTokens(c, chunk.usage)
-      tokens = metered.prompt + metered.completion
+      // An upstream may report usage more than once (running totals): the last report counts.
+      usage = chunk.usage
       if (!clientWantsUsage && (chunk.choices?.length ?? 0) === 0) return
     }
     roundLogprobs(chunk, decimals)
     const delta = (chunk.choices ?? []).map((choice) => (typeof choice.delta?.content === 'string' ? choice.delta.content : '')).join('')
     text += delta
-    held.push(`data: ${JSON.stringify(chunk)}\n\n`)
+    held.push({ event: `data: ${JSON.stringify(chunk)}\n\n`, deltas: delta ? 1 : 0 })
     heldChars += policy.stream_window_tokens ? (delta ? 1 : 0) : delta.length
     if (heldChars >= (policy.stream_window_tokens ?? policy.stream_window_chars)) await checkpoint()
+  }
+  const meterStream = async (): Promise<number> => {
+    if (usage && !clientLeft) {
+      const metered = await meterTokens(c, usage)
+      return metered.prompt + metered.completion
+    }
+    const { prompt } = usage ? await meterTokens(c, { prompt_tokens: (usage as { prompt_tokens?: unknown }).prompt_tokens }) : { prompt: 0 }
+    if (servedDeltas > 0) await meterUsage(c, 'tokens.output', servedDeltas)
+    return prompt + servedDeltas
   }
 
   // Runs after the response has started; the request stays alive until it ends.
@@ -196,12 +246,19 @@ function answerStream(
     } catch (error) {
       await writer.abort(error).catch(() => undefined)
       await upstream.cancel().catch(() => undefined)
-    } finally {
-      await finish(tokens)
     }
   }
-  c.executionCtx.waitUntil(pump())
-  return new Response(readable, {
+  // Metered once both ends are done: what the client took is known only then.
+  const settle = async () => {
+    await Promise.all([pump(), bodyDone])
+    await finish(await meterStream())
+  }
+  c.executionCtx.waitUntil(
+    settle().catch((error: unknown) =>
+      console.error(JSON.stringify({ level: 'error', request_id: c.get('requestId'), message: `settling a streamed chat failed: ${String(error)}` })),
+    ),
+  )
+  return new Response(body, {
     headers: {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
