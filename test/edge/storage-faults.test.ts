@@ -71,6 +71,7 @@ async function faultEachStep<T>(scenario: Scenario<T>): Promise<number> {
     if (!plan.fired) {
       expect(res.status, `unfaulted run: ${await res.clone().text()}`).toBeLessThan(300)
       await scenario.verify(state, await json(res))
+      console.log(`storage faults: ${expect.getState().currentTestName}: ${failAt - 1} steps, each faulted in turn`)
       return failAt - 1
     }
     const where = `fault at step ${failAt} (${plan.steps[failAt - 1]}), answered ${res.status}`
@@ -175,6 +176,33 @@ describe('storage faults on write paths', { timeout: 60_000 }, () => {
       },
     })
     expect(faults).toBeGreaterThan(3)
+  })
+
+  it('attaching a completed upload to a version', async () => {
+    const bytes = bytesOf(2000, 13)
+    const sha256 = await sha256Hex(bytes)
+    const faults = await faultEachStep({
+      setup: async () => {
+        const tenant = await createTenant()
+        const upload = await json(await call('/v1/uploads', { key: tenant.adminKey, body: { filename: 'w.safetensors', bytes: bytes.length } }))
+        expect((await call(`/v1/uploads/${upload.id}/parts/1`, { method: 'PUT', key: tenant.adminKey, raw: bytes })).status).toBe(200)
+        expect((await call(`/v1/uploads/${upload.id}/complete`, { key: tenant.adminKey, body: { sha256 } })).status).toBe(200)
+        return { tenant, uploadId: upload.id as string, modelId: await registerModel(tenant, 'big', 'safetensors') }
+      },
+      request: ({ tenant, uploadId, modelId }) =>
+        jsonRequest(`/v1/models/${modelId}/versions/2/files`, tenant.adminKey, { upload_id: uploadId, name: 'model.safetensors' }),
+      verify: async ({ uploadId, modelId }, body) => {
+        expect(body).toMatchObject({ sha256, size: bytes.length })
+        expect(await row('SELECT status FROM uploads WHERE id = ?1', uploadId)).toEqual({ status: 'attached' })
+        const file = await row(
+          'SELECT f.sha256 FROM model_files f JOIN model_versions v ON v.id = f.version_id WHERE v.model_id = ?1 AND v.version = ?2',
+          modelId,
+          '2',
+        )
+        expect(file).toEqual({ sha256 })
+      },
+    })
+    expect(faults).toBeGreaterThan(4)
   })
 
   async function modelWithFile(tenant: Tenant, name: string, seed: number) {
