@@ -1,5 +1,5 @@
 import { METHOD_SPECS, type MergeMethodName, type ParameterValue } from '../../shared/merge-methods.ts'
-import type { KernelCall, KernelResult, Layout, RankBound } from './cpu/kernels.ts'
+import type { KernelCall, KernelResult, Layout, RankBound, RankMask } from './cpu/kernels.ts'
 import { mix32 } from './cpu/kernels.ts'
 import type { KernelRunner } from './cpu/kernel-runner.ts'
 
@@ -120,16 +120,15 @@ async function rankBounds(
   return bounds
 }
 
-// Keeps the elements whose ascending stable rank by |value| lies in
-// [lo, hi] (nothing when hi < lo), zeroing the rest; returns the L1 norms
-// before and after.
-async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: number, hi: number, highs?: Uint32Array[]): Promise<number[]> {
+// Per chunk, the bounds of the elements whose ascending stable rank by
+// |value| lies in [lo, hi] (none when hi < lo).
+async function rankMasks(runner: KernelRunner, array: Float32Array, lo: number, hi: number, highs?: Uint32Array[]): Promise<RankMask[]> {
   const n = array.length
   const chunks = elementChunks(n)
   if (hi < lo) {
     // No |value| has bits above 0x7fffffff, so every element falls below this bound.
     const none: RankBound = { bits: 0x80000000, position: 0, offset: 0 }
-    return sumPairs(await runChunks(runner, chunks, (range) => ({ op: 'rankMask', ...range, array, lo: none, hi: null })), 2)
+    return chunks.map(() => ({ lo: none, hi: null }))
   }
   const positions = [...(lo > 0 ? [lo] : []), ...(hi < n - 1 ? [hi] : [])]
   const bounds = await rankBounds(runner, array, chunks, positions, highs)
@@ -137,10 +136,34 @@ async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: numb
   const hiBound = hi < n - 1 ? bounds.at(-1)! : null
   const pick = (bound: typeof loBound, index: number): RankBound | null =>
     bound ? { bits: bound.bits, position: bound.position, offset: bound.offsets[index]! } : null
-  return sumPairs(
-    await runChunks(runner, chunks, (range, index) => ({ op: 'rankMask', ...range, array, lo: pick(loBound, index), hi: pick(hiBound, index) })),
-    2,
-  )
+  return chunks.map((_, index) => ({ lo: pick(loBound, index), hi: pick(hiBound, index) }))
+}
+
+// Keeps the elements whose ascending stable rank by |value| lies in
+// [lo, hi] (nothing when hi < lo), zeroing the rest; returns the L1 norms
+// before and after.
+async function keepRankRange(runner: KernelRunner, array: Float32Array, lo: number, hi: number, highs?: Uint32Array[]): Promise<number[]> {
+  const masks = await rankMasks(runner, array, lo, hi, highs)
+  return sumPairs(await runChunks(runner, elementChunks(array.length), (range, index) => ({ op: 'rankMask', ...range, array, ...masks[index]! })), 2)
+}
+
+// The rank range a magnitude prune keeps, as mergekit computes it.
+function keptRanks(job: TensorMerge, input: MergeInput): { lo: number; hi: number } {
+  const n = input.data.length
+  const density = asNumber(input.params.density, 'density', job.name)
+  if (METHOD_SPECS[job.method].sparsification === 'magnitude') {
+    // mergekit keeps int(density × n) values; none at all when that is 0.
+    return { lo: n - Math.trunc(density * n), hi: n - 1 }
+  }
+  const gamma = asNumber(input.params.gamma, 'gamma', job.name)
+  let top = Math.trunc(gamma * n)
+  let bottom = n - Math.trunc(density * n) - top
+  if (bottom < 0) {
+    top += bottom
+    bottom = 0
+  }
+  // mergekit slices [bottom:-top], which keeps nothing when top is 0; this keeps [bottom, n).
+  return { lo: bottom, hi: n - top - 1 }
 }
 
 // Whether sparsify changes an input's task vector at all.
@@ -170,22 +193,10 @@ async function sparsify(
   if (density >= 1) return
   let sums: number[]
   switch (method) {
-    case 'magnitude': {
-      // mergekit keeps int(density × n) values; none at all when that is 0.
-      const k = Math.trunc(density * n)
-      sums = await keepRankRange(runner, data, n - k, n - 1, highs)
-      break
-    }
+    case 'magnitude':
     case 'magnitude_outliers': {
-      const gamma = asNumber(input.params.gamma, 'gamma', job.name)
-      let top = Math.trunc(gamma * n)
-      let bottom = n - Math.trunc(density * n) - top
-      if (bottom < 0) {
-        top += bottom
-        bottom = 0
-      }
-      // mergekit slices [bottom:-top], which keeps nothing when top is 0; this keeps [bottom, n).
-      sums = await keepRankRange(runner, data, bottom, n - top - 1, highs)
+      const { lo, hi } = keptRanks(job, input)
+      sums = await keepRankRange(runner, data, lo, hi, highs)
       break
     }
     case 'random': {
@@ -225,8 +236,8 @@ async function taskArithmetic(runner: KernelRunner, job: TensorMerge): Promise<F
   if (job.inputs.length === 0) return base
   const consensus = METHOD_SPECS[job.method].consensus === true
   const weights = job.inputs.map((input) => asNumber(input.params.weight, 'weight', `${job.name} of ${input.model}`))
-  const combine = (fromInputs: boolean) =>
-    runChunks(runner, chunks, (range) => ({
+  const combine = (fromInputs: boolean, masks?: (chunk: number) => RankMask[]) =>
+    runChunks(runner, chunks, (range, index) => ({
       op: 'taskCombine',
       ...range,
       deltas: job.inputs.map((input) => input.data),
@@ -238,6 +249,7 @@ async function taskArithmetic(runner: KernelRunner, job: TensorMerge): Promise<F
       normalize: asBoolean(job.params.normalize),
       lambda: asNumber(job.params.lambda ?? 1, 'lambda', job.name),
       fromInputs,
+      ...(masks ? { masks: masks(index) } : {}),
     }))
   // Nothing to prune and no sign election: the task vectors are taken inside the combine.
   if (!consensus && !job.inputs.some((input) => prunes(job, input))) {
@@ -252,6 +264,21 @@ async function taskArithmetic(runner: KernelRunner, job: TensorMerge): Promise<F
     } else await runChunks(runner, chunks, (range) => ({ op: 'sub', ...range, array: input.data, base }))
   }
   const rescale = asBoolean(job.params.rescale)
+  const sparsification = METHOD_SPECS[job.method].sparsification
+  if (!rescale && (sparsification === 'magnitude' || sparsification === 'magnitude_outliers')) {
+    // Without rescale no norm is needed: the prune happens inside the combine.
+    const keepAll = chunks.map((): RankMask => ({ lo: null, hi: null }))
+    const masks: RankMask[][] = []
+    for (const input of job.inputs) {
+      if (!prunes(job, input)) masks.push(keepAll)
+      else {
+        const { lo, hi } = keptRanks(job, input)
+        masks.push(await rankMasks(runner, input.data, lo, hi, highs.get(input)))
+      }
+    }
+    await combine(false, (index) => masks.map((perChunk) => perChunk[index]!))
+    return base
+  }
   for (const [index, input] of job.inputs.entries()) await sparsify(runner, job, input, index, rescale, highs.get(input))
   await combine(false)
   return base

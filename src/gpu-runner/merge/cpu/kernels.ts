@@ -36,12 +36,15 @@ export type KernelCall =
       lambda: number
       // `deltas` are the models themselves: each task vector is taken on the fly.
       fromInputs?: boolean
+      // Per model, the rank range it keeps in this chunk: pruned inside the combine.
+      masks?: RankMask[]
     }
 
 // The bound of a kept rank range: elements whose |value| bits are `bits` hold
 // ascending stable positions `offset`, `offset + 1`, … in this chunk, in index
 // order; `position` is the first (lo) or last (hi) position kept.
 export type RankBound = { bits: number; offset: number; position: number }
+export type RankMask = { lo: RankBound | null; hi: RankBound | null }
 
 export type KernelResult = null | number[] | Uint32Array | Float64Array
 
@@ -367,6 +370,7 @@ type Combine = (
   end: number,
   normalize: boolean,
   lambda: number,
+  masks?: RankMask[],
 ) => void
 
 const combines = new Map<string, Combine>()
@@ -386,53 +390,79 @@ const FAST_WEIGHT_MIN = 1e-30
 // Without sparsification a task vector is only ever read once, by the
 // combine: taking model - base there, rounded to float32 as the stored delta
 // was, saves a pass that wrote every delta out and read it back (fromInputs).
-function combineFor(k: number, consensus: boolean, branchFree: boolean, fromInputs: boolean): Combine {
-  const key = `${k}:${consensus}:${branchFree}:${fromInputs}`
+// Likewise a magnitude prune without rescale is applied inside the combine
+// (masks: each model's rank bounds for this chunk, the same arithmetic as
+// rankMask), instead of a pass per model that zeroed the pruned values in
+// memory before the combine read them back.
+function combineFor(k: number, consensus: boolean, branchFree: boolean, fromInputs: boolean, masked: boolean): Combine {
+  const key = `${k}:${consensus}:${branchFree}:${fromInputs}:${masked}`
   const cached = combines.get(key)
   if (cached) return cached
   const m = Array.from({ length: k }, (_, i) => i)
   const list = (item: (i: number) => string, separator: string) => m.map(item).join(separator)
-  const prologue = `const [${list((i) => `d${i}`, ', ')}] = deltas\nconst [${list((i) => `w${i}`, ', ')}] = weights\n`
-  const bitViews = list((i) => `const b${i} = new Int32Array(d${i}.buffer, d${i}.byteOffset, d${i}.length)`, '\n')
+  const lines = (item: (i: number) => string) => list(item, '\n')
+  const needsBits = masked || branchFree
+  let prologue = `const [${list((i) => `d${i}`, ', ')}] = deltas\nconst [${list((i) => `w${i}`, ', ')}] = weights\n`
+  if (needsBits) prologue += lines((i) => `const b${i} = new Int32Array(d${i}.buffer, d${i}.byteOffset, d${i}.length)`)
+  if (masked) {
+    prologue += `\n${lines(
+      (i) => `const lo${i} = masks[${i}].lo, hi${i} = masks[${i}].hi
+      const lb${i} = lo${i} ? lo${i}.bits : -1, hb${i} = hi${i} ? hi${i}.bits : 0x80000000
+      const lp${i} = lo${i} ? lo${i}.position : 0, hp${i} = hi${i} ? hi${i}.position : 0
+      let sl${i} = lo${i} ? lo${i}.offset : 0, sh${i} = hi${i} ? hi${i}.offset : 0`,
+    )}`
+  }
+  // x: the weighted (pruned) delta; e, g: its float32 bits and |bits|; k: kept.
+  const load = (i: number) => {
+    if (fromInputs) return `const x${i} = w${i} * Math.fround(d${i}[i] - base[i])`
+    if (!masked) return `const x${i} = w${i} * d${i}[i]${needsBits ? `\nconst e${i} = b${i}[i], g${i} = e${i} & 0x7fffffff` : ''}`
+    return `const e${i} = b${i}[i], g${i} = e${i} & 0x7fffffff
+      let k${i} = ((lb${i} - g${i}) >>> 31) & ((g${i} - hb${i}) >>> 31)
+      if (g${i} === lb${i}) k${i} = (sl${i}++ >= lp${i} ? 1 : 0) & (g${i} === hb${i} ? (sh${i}++ <= hp${i} ? 1 : 0) : (g${i} - hb${i}) >>> 31)
+      else if (g${i} === hb${i}) k${i} = ((lb${i} - g${i}) >>> 31) & (sh${i}++ <= hp${i} ? 1 : 0)
+      const x${i} = w${i} * (d${i}[i] * k${i})`
+  }
   // Zero agrees with neither sign, and a zero sum counts as +.
   const body = !consensus
     ? `${prologue}
       const total = ${list((i) => `w${i}`, ' + ')}
       const divisor = normalize ? (Math.abs(total) < 1e-8 ? 1 : total) : 1
-      for (let i = start; i < end; i++) out[i] = base[i] + ((${list((i) => (fromInputs ? `w${i} * Math.fround(d${i}[i] - base[i])` : `w${i} * d${i}[i]`), ' + ')}) / divisor) * lambda`
+      for (let i = start; i < end; i++) {
+        ${lines(load)}
+        out[i] = base[i] + ((${list((i) => `x${i}`, ' + ')}) / divisor) * lambda
+      }`
     : branchFree
       ? `${prologue}
-      ${bitViews}
       const scratch = new Float64Array(1)
       const scratchBits = new Int32Array(scratch.buffer)
       for (let i = start; i < end; i++) {
-        ${list((i) => `const x${i} = w${i} * d${i}[i]`, '\n')}
+        ${lines(load)}
         scratch[0] = ${list((i) => `x${i}`, ' + ')}
         const negative = scratchBits[1] >>> 31
-        ${list((i) => `const e${i} = b${i}[i]\nconst a${i} = (((e${i} & 0x7fffffff) + 0x7fffffff) >>> 31) & (1 ^ (e${i} >>> 31) ^ negative)`, '\n')}
+        ${lines((i) => `const a${i} = ((g${i} + 0x7fffffff) >>> 31)${masked ? ` & k${i}` : ''} & (1 ^ (e${i} >>> 31) ^ negative)`)}
         const mixed = ${list((i) => `x${i} * a${i}`, ' + ')}
         const divisor = ${list((i) => `w${i} * a${i}`, ' + ')} + (1 ^ (${list((i) => `a${i}`, ' | ')}))
         out[i] = base[i] + (normalize ? mixed / divisor : mixed) * lambda
       }`
       : `${prologue}
       for (let i = start; i < end; i++) {
-        ${list((i) => `const x${i} = w${i} * d${i}[i]`, '\n')}
+        ${lines(load)}
         const sign = ${list((i) => `x${i}`, ' + ')} >= 0 ? 1 : -1
-        ${list((i) => `const a${i} = +(x${i} * sign > 0)`, '\n')}
+        ${lines((i) => `const a${i} = +(x${i} * sign > 0)`)}
         const mixed = ${list((i) => `x${i} * a${i}`, ' + ')}
         let divisor = ${list((i) => `w${i} * a${i}`, ' + ')}
         if (divisor === 0) divisor = 1
         out[i] = base[i] + (normalize ? mixed / divisor : mixed) * lambda
       }`
-  const combine = new Function('deltas', 'weights', 'base', 'out', 'start', 'end', 'normalize', 'lambda', body) as Combine
+  const combine = new Function('deltas', 'weights', 'base', 'out', 'start', 'end', 'normalize', 'lambda', 'masks', body) as Combine
   combines.set(key, combine)
   return combine
 }
 
 function taskCombine(call: Extract<KernelCall, { op: 'taskCombine' }>): void {
-  const { deltas, weights, base, out, consensus, normalize, lambda, start, end } = call
+  const { deltas, weights, base, out, consensus, normalize, lambda, start, end, masks } = call
   const fromInputs = call.fromInputs === true
-  if (fromInputs && consensus) throw new Error('taskCombine: the sign election needs stored task vectors')
+  if (fromInputs && (consensus || masks)) throw new Error('taskCombine: pruning and the sign election need stored task vectors')
   const branchFree = consensus && weights.every((w) => w >= FAST_WEIGHT_MIN && w < Infinity)
-  combineFor(deltas.length, consensus, branchFree, fromInputs)(deltas, weights, base, out, start, end, normalize, lambda)
+  combineFor(deltas.length, consensus, branchFree, fromInputs, masks !== undefined)(deltas, weights, base, out, start, end, normalize, lambda, masks)
 }
