@@ -152,6 +152,30 @@ describe('storage faults on write paths', { timeout: 60_000 }, () => {
     expect(faults).toBeGreaterThan(3)
   })
 
+  it('putting an upload part', async () => {
+    const bytes = bytesOf(3000, 17)
+    const faults = await faultEachStep({
+      setup: async () => {
+        const tenant = await createTenant()
+        const upload = await json(await call('/v1/uploads', { key: tenant.adminKey, body: { filename: 'w.safetensors', bytes: bytes.length } }))
+        return { tenant, uploadId: upload.id as string }
+      },
+      request: ({ tenant, uploadId }) =>
+        new Request(`${BASE}/v1/uploads/${uploadId}/parts/1`, {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${tenant.adminKey}`, 'content-length': String(bytes.length) },
+          body: bytes,
+        }),
+      verify: async ({ tenant, uploadId }, body) => {
+        expect(body).toMatchObject({ status: 'pending', received_bytes: bytes.length, next_part: 2 })
+        const sha256 = await sha256Hex(bytes)
+        const done = await call(`/v1/uploads/${uploadId}/complete`, { key: tenant.adminKey, body: { sha256 } })
+        expect(await json(done)).toMatchObject({ status: 'completed', sha256 })
+      },
+    })
+    expect(faults).toBeGreaterThan(3)
+  })
+
   it('completing an upload', async () => {
     const bytes = bytesOf(3000, 11)
     const sha256 = await sha256Hex(bytes)
