@@ -58,6 +58,10 @@ function saltFor(length: number, options: QueryHashingOptions): Float32Array {
 
 const HASH_BASE = 0x01000193
 
+// The quantised input, reused from query to query (grown when a longer input
+// comes): one allocation less per query for the collector.
+let quantisedScratch = new Int32Array(1024)
+
 // Inputs are expected in [0, 1] (pixels) or standardised features; values
 // are clamped to [-8, 8] before quantisation so one huge value cannot
 // dominate. Window hashes roll (Rabin–Karp, mod 2³²) and are then mixed
@@ -66,7 +70,8 @@ const HASH_BASE = 0x01000193
 export function fingerprint(input: ArrayLike<number>, options: QueryHashingOptions): Uint32Array {
   const salt = saltFor(input.length, options)
   const size = Math.min(options.windowSize, input.length)
-  const quantised = new Int32Array(input.length)
+  if (quantisedScratch.length < input.length) quantisedScratch = new Int32Array(input.length)
+  const quantised = quantisedScratch
   for (let i = 0; i < input.length; i++) {
     const value = Math.min(8, Math.max(-8, input[i]!))
     quantised[i] = Math.floor((value + salt[i]!) * options.levels) + 1024
@@ -76,7 +81,7 @@ export function fingerprint(input: ArrayLike<number>, options: QueryHashingOptio
   const top = new Uint32Array(options.topK)
   let held = 0
   let rolling = options.salt | 0
-  for (let i = 0; i < quantised.length; i++) {
+  for (let i = 0; i < input.length; i++) {
     if (i >= size) rolling = (rolling - Math.imul(quantised[i - size]!, outgoingWeight)) | 0
     rolling = (Math.imul(rolling, HASH_BASE) + quantised[i]!) | 0
     if (i < size - 1) continue

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { createQueryHashingState, observeQueryHashes, type QueryHashingOptions } from '../../../src/shared/guard/query-hashing.ts'
+import { createQueryHashingState, DEFAULT_QUERY_HASHING_OPTIONS, fingerprint, observeQueryHashes, type QueryHashingOptions } from '../../../src/shared/guard/query-hashing.ts'
 import { fuzzSettings } from '../../support/fuzz-settings.ts'
 
 // The near-duplicate search stops a merge early once the threshold is out of
@@ -52,6 +52,21 @@ describe('near-duplicate search', () => {
         },
       ),
       fuzzSettings(500, process.env),
+    )
+  })
+})
+
+describe('fingerprints', () => {
+  it('depend only on the input, whatever was fingerprinted before (the quantised buffer is reused)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(fc.double({ min: -10, max: 10, noNaN: true }), { minLength: 1, maxLength: 1500 }), { minLength: 1, maxLength: 6 }), (inputs) => {
+        const alone = inputs.map((input) => Array.from(fingerprint(input, DEFAULT_QUERY_HASHING_OPTIONS)))
+        // Again, in reverse order, so each follows inputs of other lengths.
+        const after = [...inputs].reverse().map((input) => Array.from(fingerprint(input, DEFAULT_QUERY_HASHING_OPTIONS))).reverse()
+        expect(after).toEqual(alone)
+        for (const [i, input] of inputs.entries()) expect(Array.from(fingerprint(Float64Array.from(input), DEFAULT_QUERY_HASHING_OPTIONS))).toEqual(alone[i])
+      }),
+      fuzzSettings(200, process.env),
     )
   })
 })
