@@ -197,7 +197,8 @@ export function ownershipRoutes() {
         }
         const byId = new Map(rows.map((row) => [row.id, row]))
         const unknown = ids.find((id) => !byId.has(id))
-        if (unknown) throw new ApiError(400, `No marked query '${unknown}' for this model`, { code: 'unknown_query', param: 'answers' })
+        // `!== undefined`: an empty id is unknown too, not a pass (it was a 500).
+        if (unknown !== undefined) throw new ApiError(400, `No marked query '${unknown}' for this model`, { code: 'unknown_query', param: 'answers' })
         pairs = body.answers.map((answer, i) => {
           const row = byId.get(answer.query_id)!
           return { kind: row.kind, label: row.watermarkLabel, suspectLabel: labelIndex(model, answer.label, `answers.${i}.label`) }
