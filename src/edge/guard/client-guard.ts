@@ -73,6 +73,9 @@ export class ClientGuard extends DurableObject<Env> {
   private meta: ClientMeta = freshMeta()
   private models = new Map<string, { signals: ModelSignals; readings: SignalReading[] }>()
   private unsaved = new Set<string>()
+  // When the alarm is set for, as this object last set or read it (undefined:
+  // not known yet): spares a storage read on every admitted call.
+  private alarmAt: number | null | undefined = undefined
   private signalsSavedAt = 0
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -434,11 +437,16 @@ export class ClientGuard extends DurableObject<Env> {
     if (this.unsaved.size > 0) candidates.push(this.signalsSavedAt + SIGNALS_FLUSH_MS)
     if (this.meta.actionSince !== null) candidates.push(this.meta.actionSince + this.meta.cooldownMs)
     const next = Math.min(...candidates)
-    const current = await this.ctx.storage.getAlarm()
-    if (current === null || current > next) await this.ctx.storage.setAlarm(next)
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm()
+    if (this.alarmAt === null || this.alarmAt > next) {
+      await this.ctx.storage.setAlarm(next)
+      this.alarmAt = next
+    }
   }
 
   override async alarm(): Promise<void> {
+    // A fired alarm is no longer set; what this run needs next it sets again.
+    this.alarmAt = null
     const now = Date.now()
     const sql = this.ctx.storage.sql
     this.saveUnsavedSignals(now)
