@@ -36,7 +36,7 @@ describe('merge config fuzzing', () => {
       }),
       settings,
     )
-  }, fuzzTimeout(settings, 2))
+  }, fuzzTimeout(settings, 10))
 
   it(`refuses a config broken in one field with an error that names it (${settings.numRuns} cases)`, () => {
     fc.assert(
@@ -49,7 +49,7 @@ describe('merge config fuzzing', () => {
       }),
       settings,
     )
-  }, fuzzTimeout(settings, 2))
+  }, fuzzTimeout(settings, 10))
 
   it(`refuses or accepts mangled YAML text, with alias bombs and deep nesting among it, and nothing else (${settings.numRuns} cases)`, () => {
     const mangle = fc.oneof(
@@ -79,5 +79,5 @@ describe('merge config fuzzing', () => {
       }),
       settings,
     )
-  }, fuzzTimeout(settings, 3))
+  }, fuzzTimeout(settings, 10))
 })
