@@ -119,5 +119,5 @@ describe('request schema fuzzing', () => {
       }),
       settings,
     )
-  }, fuzzTimeout(settings, 15))
+  }, fuzzTimeout(settings, 60))
 })
