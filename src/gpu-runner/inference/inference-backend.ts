@@ -1,4 +1,5 @@
 import type { IoMetadata } from '../../shared/inference-wire.ts'
+import { withModelAlone } from './model-alone.ts'
 
 // One interface, one implementation per backend (onnxruntime-node on CPU or
 // CUDA, onnxruntime-web on wasm); the registry picks one. onnxruntime-node is
@@ -60,10 +61,10 @@ export function onnxruntimeNodeBackend(ort: Ort, options: { cuda?: boolean } = {
     get name() {
       return cuda ? 'onnxruntime-node (cuda)' : 'onnxruntime-node'
     },
-    async load(path) {
+    load: (path) => withModelAlone(path, async (alone) => {
       const create = (providers: string[]) =>
         // Errors only: a tenant's file would otherwise fill the log with warnings about itself.
-        ort.InferenceSession.create(path, { executionProviders: providers, logSeverityLevel: 3 }).catch((error: unknown) => {
+        ort.InferenceSession.create(alone, { executionProviders: providers, logSeverityLevel: 3 }).catch((error: unknown) => {
           throw new ModelLoadError(error instanceof Error ? error.message : String(error))
         })
       if (!cuda) return wrap(ort, await create(['cpu']))
@@ -76,7 +77,7 @@ export function onnxruntimeNodeBackend(ort: Ort, options: { cuda?: boolean } = {
         cuda = false
         return wrap(ort, session)
       }
-    },
+    }),
   }
 }
 

@@ -114,6 +114,24 @@ describe('ONNX inspection fuzzing', () => {
     expect(answer.body.error.message).toMatch(/fails on its probe inputs: .*MatMul/i)
   })
 
+  // Found while fuzzing external-data fields: ONNX Runtime reads external
+  // tensors from the model's own directory, and the artifact cache keeps
+  // every tenant's artifacts in one directory by hash, so a crafted model
+  // could load another tenant's artifact as its weights.
+  it('refuses a model whose weights name another file beside it', async () => {
+    const other = new Float32Array(10).fill(0.25)
+    writeFileSync(join(dir, 'other-artifact'), new Uint8Array(other.buffer))
+    const fields = decode(model, MODEL_SCHEMA)
+    const child = (list: any[], number: number) => list.filter((field) => field.number === number)
+    const initializer = child(child(fields, 7)[0].value, 5).find((field: any) => new TextDecoder().decode(child(field.value, 8)[0].value) === 'b2')
+    const text = (value: string) => new TextEncoder().encode(value)
+    const entry = (key: string, value: string) => ({ number: 13, wire: 2, value: [{ number: 1, wire: 2, value: text(key) }, { number: 2, wire: 2, value: text(value) }] })
+    initializer.value = [...initializer.value.filter((field: any) => field.number !== 9), entry('location', 'other-artifact'), { number: 14, wire: 0, value: 1n }]
+    const answer = await inspect(encode(fields))
+    expect(answer.status).toBe(422)
+    expect(answer.body.error.message).toMatch(/external data/i)
+  })
+
   it(`inspects or refuses every mutated model, never a 500 or a hang (${settings.numRuns} loads)`, async () => {
     await fc.assert(
       fc.asyncProperty(onnxMutation(), async (mutation) => {
