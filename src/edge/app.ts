@@ -7,6 +7,7 @@ import { handleError, handleNotFound, validationHook } from './middleware/error-
 import { enforceQuota } from './middleware/enforce-quota.ts'
 import { meterRequests } from './middleware/meter-requests.ts'
 import { observeRequests } from './middleware/observe-requests.ts'
+import { collectRequestUsage } from './usage/request-usage.ts'
 import { requestId } from './middleware/request-id.ts'
 import { adminTenantRoutes } from './routes/admin-tenants.ts'
 import { guardRoutes } from './routes/guard.ts'
@@ -59,6 +60,7 @@ export function createApp() {
   app.notFound(handleNotFound)
 
   for (const path of ['/v1/*', '/v2/*']) {
+    app.use(path, collectRequestUsage())
     app.use(path, observeRequests())
     app.use(path, requireKey())
     app.use(path, meterRequests())

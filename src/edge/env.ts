@@ -52,5 +52,6 @@ export type AppEnv = {
     requestId: string
     auth: AuthContext
     idempotentReplay: boolean
+    usage: import('./usage/request-usage.ts').UsageCollector
   }
 }

@@ -5,7 +5,7 @@ import { sendObservation } from '../../src/edge/usage/record-observations.ts'
 import { bucketValue, latencyBucket } from '../../src/shared/traffic/latency-histogram.ts'
 import { observeRequest } from '../../src/shared/traffic/request-observation.ts'
 import { fetchPage, signIn } from './dashboard-browser.ts'
-import { ADMIN_TOKEN, call, createTenant, deliver, type Tenant } from './helpers.ts'
+import { ADMIN_TOKEN, call, createTenant, deliver, sentObservations, type Tenant } from './helpers.ts'
 
 afterEach(() => vi.restoreAllMocks())
 
@@ -38,7 +38,7 @@ describe('request observations', () => {
     const statuses: number[] = []
     for (let i = 0; i < 5; i++) statuses.push((await call('/v1/models', { key: tenant.adminKey })).status)
     expect(statuses).toEqual([200, 200, 200, 429, 429])
-    await vi.waitFor(() => expect(sent.mock.calls.filter(([m]) => (m as { type?: string }).type === 'request')).toHaveLength(5))
+    await vi.waitFor(() => expect(sentObservations(sent.mock.calls.map(([m]) => m))).toHaveLength(5))
     const messages = sent.mock.calls.map(([m]) => m)
     // Every message twice, as a redelivering queue would.
     await deliver('moat-usage', messages)
@@ -63,9 +63,9 @@ describe('request observations', () => {
     const sent = vi.spyOn(env.USAGE, 'send')
     await call('/v1/models/model_nope', { key: tenant.adminKey })
     await call('/v1/models', { key: `moat_sk_${'x'.repeat(40)}` })
-    await vi.waitFor(() => expect(sent.mock.calls.some(([m]) => (m as { type?: string }).type === 'request')).toBe(true))
+    await vi.waitFor(() => expect(sentObservations(sent.mock.calls.map(([m]) => m)).length).toBeGreaterThan(0))
     await new Promise((resolve) => setTimeout(resolve, 50))
-    const observed = sent.mock.calls.map(([m]) => m).filter((m) => (m as { type?: string }).type === 'request')
+    const observed = sentObservations(sent.mock.calls.map(([m]) => m))
     expect(observed).toHaveLength(1)
     expect(observed[0]).toMatchObject({ tenant_id: tenant.tenantId, outcome: 'client_error' })
   })

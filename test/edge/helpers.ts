@@ -2,6 +2,9 @@ import { createExecutionContext, createMessageBatch, getQueueResult, type QueueR
 import { env, exports } from 'cloudflare:workers'
 import worker from '../../src/edge/index.ts'
 import { signRunnerRequest } from '../../src/shared/runner-signature.ts'
+import type { RequestObservation } from '../../src/shared/traffic/request-observation.ts'
+import type { UsageEvent } from '../../src/shared/usage-event.ts'
+import { readUsageMessage } from '../../src/shared/usage-message.ts'
 
 export const ADMIN_TOKEN = 'test-admin-token'
 export const RUNNER_SECRET = 'test-runner-secret'
@@ -122,4 +125,14 @@ export async function registerRunner(
 
 export async function jobRow(id: string) {
   return env.DB.prepare('SELECT * FROM jobs WHERE id = ?1').bind(id).first<Record<string, any>>()
+}
+
+// What was sent on the usage queue, flattened: a request's usage travels as
+// one message (src/shared/usage-message.ts), later events one at a time.
+export function sentUsageEvents(bodies: unknown[]): UsageEvent[] {
+  return bodies.flatMap((body) => readUsageMessage(body)?.events ?? [])
+}
+
+export function sentObservations(bodies: unknown[]): RequestObservation[] {
+  return bodies.flatMap((body) => readUsageMessage(body)?.observations ?? [])
 }

@@ -2,7 +2,7 @@ import { env, exports } from 'cloudflare:workers'
 import OpenAI from 'openai'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { OMNI_CATEGORIES, TEXT_CATEGORIES } from '../../src/shared/moderation/categories.ts'
-import { call, createKey, createTenant, json } from './helpers.ts'
+import { call, createKey, createTenant, json, sentUsageEvents } from './helpers.ts'
 
 afterEach(() => vi.restoreAllMocks())
 
@@ -103,8 +103,8 @@ describe('POST /v1/moderations', () => {
     const tenant = await createTenant()
     const sent = vi.spyOn(env.USAGE, 'send')
     await moderate(tenant.adminKey, { input: ['hello', 'world!'] })
-    await vi.waitFor(() => expect(sent.mock.calls.length).toBeGreaterThanOrEqual(3))
-    const meters = Object.fromEntries(sent.mock.calls.map(([event]) => [event.meter, event.value]))
+    await vi.waitFor(() => expect(sentUsageEvents(sent.mock.calls.map(([m]) => m)).length).toBeGreaterThanOrEqual(3))
+    const meters = Object.fromEntries(sentUsageEvents(sent.mock.calls.map(([m]) => m)).map((event) => [event.meter, event.value]))
     expect(meters).toMatchObject({ requests: 1, 'moderation.inputs': 2, 'moderation.chars': 11 })
   })
 

@@ -8,7 +8,7 @@ import { createId } from '../../src/shared/ids.ts'
 import type { UsageEvent } from '../../src/shared/usage-event.ts'
 import { fuzzSettings, fuzzTimeout } from '../support/fuzz-settings.ts'
 import { faultPlan, faultyD1 } from './fault-injection.ts'
-import { call, createTenant, json, type Tenant } from './helpers.ts'
+import { call, createTenant, json, sentUsageEvents, type Tenant } from './helpers.ts'
 
 // Server-sent event clients that leave at random points: before the first
 // byte, after some bytes, after the end. Streamed chat completions (through a
@@ -149,7 +149,7 @@ describe('streamed chat completions, clients leaving', () => {
     const state: UpstreamState = { cancelled: false, finished: false, usageSent: false, stalled, stall }
     upstreams.set(model, { plan, state })
     const usage: UsageEvent[] = []
-    const recording = { ...(env as unknown as Env), USAGE: { send: async (event: UsageEvent) => void usage.push(event) } } as unknown as Env
+    const recording = { ...(env as unknown as Env), USAGE: { send: async (message: unknown) => void usage.push(...sentUsageEvents([message])) } } as unknown as Env
     const ctx = createExecutionContext()
     const response = await worker.fetch(
       new Request(`${BASE}/v1/chat/completions`, {

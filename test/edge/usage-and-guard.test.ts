@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { sendUsageEvent } from '../../src/edge/usage/meter-usage.ts'
 import { buildUsageEvent } from '../../src/shared/usage-event.ts'
 import { scheduledMaintenance } from '../../src/edge/runners/sweep.ts'
-import { call, createTenant, deliver, json } from './helpers.ts'
+import { call, createTenant, deliver, json, sentObservations, sentUsageEvents } from './helpers.ts'
 
 afterEach(() => vi.restoreAllMocks())
 
@@ -20,8 +20,8 @@ describe('usage events', () => {
     const sent = vi.spyOn(env.USAGE, 'send')
     const res = await call('/v1/models', { key: tenant.adminKey })
     const requestId = res.headers.get('x-request-id')!
-    await vi.waitFor(() => expect(sent).toHaveBeenCalled())
-    const event = sent.mock.calls[0]![0]
+    await vi.waitFor(() => expect(sentUsageEvents(sent.mock.calls.map(([m]) => m))).toHaveLength(1))
+    const event = sentUsageEvents(sent.mock.calls.map(([m]) => m))[0]!
     expect(event).toMatchObject({ tenant_id: tenant.tenantId, meter: 'requests', value: 1, request_id: requestId })
     expect(event.id).toBe((await buildUsageEvent({ tenantId: tenant.tenantId, keyId: event.key_id, requestId, meter: 'requests', value: 1 })).id)
 
@@ -37,7 +37,38 @@ describe('usage events', () => {
     await call('/v1/models', request)
     await call('/v1/models', request)
     await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(sent.mock.calls.filter(([e]) => e.meter === 'requests')).toHaveLength(1)
+    expect(sentUsageEvents(sent.mock.calls.map(([m]) => m)).filter((e) => e.meter === 'requests')).toHaveLength(1)
+  })
+
+  it('sends a request\'s whole usage and its observation as one queue message', async () => {
+    const tenant = await createTenant()
+    const sent = vi.spyOn(env.USAGE, 'send')
+    const res = await call('/v1/moderations', { key: tenant.adminKey, body: { input: ['first text', 'second'] } })
+    expect(res.status).toBe(200)
+    await vi.waitFor(() => expect(sent).toHaveBeenCalled())
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(sent).toHaveBeenCalledTimes(1)
+    const message = sent.mock.calls[0]![0] as unknown as { type: string }
+    expect(message.type).toBe('request_usage')
+    expect(Object.fromEntries(sentUsageEvents([message]).map((e) => [e.meter, e.value]))).toEqual({ requests: 1, 'moderation.inputs': 2, 'moderation.chars': 16 })
+    expect(sentObservations([message])).toMatchObject([{ tenant_id: tenant.tenantId, outcome: 'served', request_id: res.headers.get('x-request-id') }])
+    // Delivered twice, it counts once.
+    await deliver('moat-usage', [message, message])
+    expect((await usageRows(tenant.tenantId)).map((row: { meter: string; value: number }) => [row.meter, row.value]).sort()).toEqual([
+      ['moderation.chars', 16],
+      ['moderation.inputs', 2],
+      ['requests', 1],
+    ])
+  })
+
+  it('writes a request\'s usage straight to D1 when the queue refuses it, once', async () => {
+    const tenant = await createTenant()
+    vi.spyOn(env.USAGE, 'send').mockRejectedValue(new Error('queue down'))
+    const res = await call('/v1/moderations', { key: tenant.adminKey, body: { input: 'hello there' } })
+    expect(res.status).toBe(200)
+    await vi.waitFor(async () => expect(await usageRows(tenant.tenantId)).toHaveLength(3))
+    const observed = await env.DB.prepare('SELECT count(*) AS n FROM request_observations WHERE tenant_id = ?1').bind(tenant.tenantId).first<{ n: number }>()
+    expect(observed!.n).toBe(1)
   })
 
   it('writes the event straight to the ledger when the queue refuses it', async () => {
@@ -63,7 +94,7 @@ describe('usage events', () => {
     const sent = vi.spyOn(env.USAGE, 'send')
     const model = await json(await call('/v1/models', { key: tenant.adminKey, body: { name: 'b', format: 'safetensors', task: 'causal-lm' } }))
     await call(`/v1/models/${model.id}/versions/1/artifact`, { method: 'PUT', key: tenant.adminKey, raw: new Uint8Array(777) })
-    await vi.waitFor(() => expect(sent.mock.calls.some(([e]) => e.meter === 'artifacts.bytes' && e.value === 777)).toBe(true))
+    await vi.waitFor(() => expect(sentUsageEvents(sent.mock.calls.map(([m]) => m)).some((e) => e.meter === 'artifacts.bytes' && e.value === 777)).toBe(true))
   })
 })
 

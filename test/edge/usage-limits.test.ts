@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { ADMIN_TOKEN, call, createKey, createTenant, json, type Tenant } from './helpers.ts'
+import { ADMIN_TOKEN, call, createKey, createTenant, json, sentUsageEvents, type Tenant } from './helpers.ts'
 
 afterEach(() => vi.restoreAllMocks())
 
@@ -45,7 +45,7 @@ describe('usage limits', () => {
     await call('/v1/models', { key: tenant.adminKey })
     await call('/v1/models', { key: tenant.adminKey })
     await vi.waitFor(() => expect(hooks).toHaveBeenCalledTimes(1))
-    expect(usage.mock.calls.filter(([event]) => event.meter === 'requests')).toHaveLength(1)
+    expect(sentUsageEvents(usage.mock.calls.map(([m]) => m)).filter((event) => event.meter === 'requests')).toHaveLength(1)
   })
 
   it('blocks new requests once a metered budget is spent', async () => {

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from 'hono'
 import { observeRequest } from '../../shared/traffic/request-observation.ts'
 import type { AppEnv } from '../env.ts'
-import { sendObservation } from '../usage/record-observations.ts'
+import { addObservation } from '../usage/request-usage.ts'
 
 // Observes every authenticated request for the dashboard: its outcome (429s
 // included) and its latency up to the response's headers (a stream's body
@@ -23,6 +23,6 @@ export function observeRequests(): MiddlewareHandler<AppEnv> {
       latencyMs: Date.now() - started,
       timestamp: started,
     })
-    c.executionCtx.waitUntil(sendObservation(c.env, observation))
+    addObservation(c, observation)
   }
 }

@@ -1,5 +1,6 @@
-import { requestObservationSchema, type RequestObservation } from '../../shared/traffic/request-observation.ts'
-import { usageEventSchema, type UsageEvent } from '../../shared/usage-event.ts'
+import type { RequestObservation } from '../../shared/traffic/request-observation.ts'
+import type { UsageEvent } from '../../shared/usage-event.ts'
+import { readUsageMessage } from '../../shared/usage-message.ts'
 import type { Env } from '../env.ts'
 import { recordUsageEvents } from '../usage/meter-usage.ts'
 import { recordObservations } from '../usage/record-observations.ts'
@@ -11,16 +12,19 @@ import { recordDeadLetter } from './dead-letters.ts'
 // If it fails the whole batch is retried; event ids make the retry exact.
 // New events reach billing sinks through the outbox their trigger fills.
 // Request observations (the dashboard's outcomes and latencies) share the
-// queue but never the ledger: each message is one or the other by its shape.
+// queue but never the ledger. A message is one event, one observation, or a
+// request's whole usage (src/shared/usage-message.ts).
 export async function consumeUsageBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const events: UsageEvent[] = []
   const observations: RequestObservation[] = []
   for (const message of batch.messages) {
-    const isObservation = (message.body as { type?: unknown } | null)?.type === 'request'
-    const parsed = isObservation ? requestObservationSchema.safeParse(message.body) : usageEventSchema.safeParse(message.body)
-    if (!parsed.success) await recordDeadLetter(env, batch.queue, message)
-    else if (isObservation) observations.push(parsed.data as RequestObservation)
-    else events.push(parsed.data as UsageEvent)
+    const contents = readUsageMessage(message.body)
+    if (!contents) {
+      await recordDeadLetter(env, batch.queue, message)
+      continue
+    }
+    events.push(...contents.events)
+    observations.push(...contents.observations)
   }
   await recordUsageEvents(env, events)
   await recordObservations(env, observations)

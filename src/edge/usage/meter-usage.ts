@@ -5,6 +5,7 @@ import { database } from '../db/client.ts'
 import { usageEvents } from '../db/schema.ts'
 import type { AppEnv, Env } from '../env.ts'
 import { quotaStub } from '../middleware/enforce-quota.ts'
+import { addUsageEvent } from './request-usage.ts'
 
 export type LedgerEntry = UsageEvent & { kind?: 'usage' | 'correction'; reason?: string | null }
 
@@ -55,7 +56,7 @@ export async function meterUsage(c: Context<AppEnv>, meter: MeterName, value: nu
     meter,
     value,
   })
-  c.executionCtx.waitUntil(sendUsageEvent(c.env, event))
+  addUsageEvent(c, event)
   const limited = meter === 'requests' ? [] : auth.limits.filter((limit) => limit.meter === meter)
   if (limited.length > 0) c.executionCtx.waitUntil(quotaStub(c.env, auth.tenantId).record(limited, value, event.timestamp))
 }

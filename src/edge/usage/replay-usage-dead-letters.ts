@@ -1,5 +1,6 @@
-import { requestObservationSchema, type RequestObservation } from '../../shared/traffic/request-observation.ts'
-import { usageEventSchema, type UsageEvent } from '../../shared/usage-event.ts'
+import type { RequestObservation } from '../../shared/traffic/request-observation.ts'
+import type { UsageEvent } from '../../shared/usage-event.ts'
+import { readUsageMessage } from '../../shared/usage-message.ts'
 import type { Env } from '../env.ts'
 import { QUEUE_NAMES } from '../queues/queue-names.ts'
 import { recordUsageEvents } from './meter-usage.ts'
@@ -30,12 +31,11 @@ export async function replayUsageDeadLetters(env: Pick<Env, 'DB'>, options: Repl
     } catch {
       continue
     }
-    // A body that is neither stays for an operator, as it always did.
-    const isObservation = (body as { type?: unknown } | null)?.type === 'request'
-    const parsed = isObservation ? requestObservationSchema.safeParse(body) : usageEventSchema.safeParse(body)
-    if (!parsed.success) continue
-    if (isObservation) observations.push(parsed.data as RequestObservation)
-    else events.push(parsed.data as UsageEvent)
+    // A body that is no usage message stays for an operator, as it always did.
+    const contents = readUsageMessage(body)
+    if (!contents) continue
+    events.push(...contents.events)
+    observations.push(...contents.observations)
     replayed.push(row.id)
   }
   if (replayed.length === 0) return 0
