@@ -102,8 +102,20 @@ export class ClientGuard extends DurableObject<Env> {
     this.ctx.storage.sql.exec(`INSERT INTO guard_meta (key, value) VALUES ('client', ?) ON CONFLICT DO UPDATE SET value = excluded.value`, JSON.stringify(this.meta))
   }
 
+  // Resolving a policy (merging, validating, filling defaults) cost more than
+  // the rest of a call's bookkeeping; a client meets few distinct policies, so
+  // the resolved ones are kept, keyed by what they were resolved from.
+  private resolvedPolicies = new Map<string, GuardPolicy>()
+
   private policyFor(callerPolicy: GuardPolicyInput): GuardPolicy {
-    return resolveGuardPolicy(mergeGuardPolicies(callerPolicy, this.meta.keyPolicy))
+    const key = JSON.stringify([callerPolicy, this.meta.keyPolicy ?? null])
+    let policy = this.resolvedPolicies.get(key)
+    if (!policy) {
+      policy = resolveGuardPolicy(mergeGuardPolicies(callerPolicy, this.meta.keyPolicy))
+      if (this.resolvedPolicies.size >= 16) this.resolvedPolicies.clear()
+      this.resolvedPolicies.set(key, policy)
+    }
+    return policy
   }
 
   private bucket(name: string): TokenBucket | undefined {
