@@ -8,7 +8,7 @@ import { ApiError, notFound } from '../errors.ts'
 import { secretBox } from '../secrets.ts'
 import { readSettings } from '../settings.ts'
 import { unixSeconds } from '../unix-seconds.ts'
-import { routePolicySchema, strategySchema, type RouteBody } from './route-config.ts'
+import { routePolicySchema, strategySchema, type RouteBody, type RoutePolicy } from './route-config.ts'
 
 export type RouteRow = typeof proxyRoutes.$inferSelect
 export type RouteTarget = RouteRow['targets'][number]
@@ -109,6 +109,19 @@ export function findRouteForProxy(db: Database, tenantId: string, name: string):
   byName.set(key, { at: now, route })
   route.catch(() => byName.delete(key))
   return route
+}
+
+// A route's policy as the proxy applies it, parsed once per cached row rather
+// than on every call.
+const parsedPolicies = new WeakMap<RouteRow, RoutePolicy>()
+
+export function routePolicyOf(route: RouteRow): RoutePolicy {
+  let policy = parsedPolicies.get(route)
+  if (!policy) {
+    policy = routePolicySchema.parse(route.policy ?? {})
+    parsedPolicies.set(route, policy)
+  }
+  return policy
 }
 
 export async function findRoute(db: Database, tenantId: string, by: { id?: string; name?: string }): Promise<RouteRow> {

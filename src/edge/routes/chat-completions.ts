@@ -9,8 +9,8 @@ import { guardAfter, guardBefore, type GuardTicket } from '../guard/guard-hook.t
 import { requireScope } from '../middleware/auth.ts'
 import { callUpstream, upstreamError, type UpstreamAnswer } from '../proxy/call-upstream.ts'
 import { blockedCategories, proxyModerator, recordModeration, type ProxyModerator } from '../proxy/proxy-moderation.ts'
-import { routePolicySchema, type RoutePolicy } from '../proxy/route-config.ts'
-import { findRouteForProxy } from '../proxy/route-store.ts'
+import type { RoutePolicy } from '../proxy/route-config.ts'
+import { findRouteForProxy, routePolicyOf } from '../proxy/route-store.ts'
 import { meterUsage } from '../usage/meter-usage.ts'
 
 // POST /v1/chat/completions with `model: "<route>/<upstream model>"`: an
@@ -280,7 +280,7 @@ export function chatCompletionRoutes() {
       throw new ApiError(404, `No route named '${routeName}'`, { code: 'model_not_found', param: 'model' })
     })
     if (route.kind !== 'openai') throw new ApiError(400, `Route '${routeName}' is a ${route.kind} route`, { code: 'invalid_value', param: 'model' })
-    const policy = routePolicySchema.parse(route.policy ?? {})
+    const policy = routePolicyOf(route)
     const violation = hardenChatRequest(body, policy.logprobs ?? logprobPolicySchema.parse({}))
     if (violation) throw new ApiError(400, violation.message, { code: violation.code, param: violation.param })
     const moderator = await proxyModerator(c.env, tenantId, policy.moderation)

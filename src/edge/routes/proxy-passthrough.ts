@@ -9,8 +9,7 @@ import { watermarkAnswers } from '../guard/watermark-answers.ts'
 import { effectiveMasking, maskRows } from '../inference/answer-policy.ts'
 import { requireScope } from '../middleware/auth.ts'
 import { callUpstream, upstreamError } from '../proxy/call-upstream.ts'
-import { routePolicySchema } from '../proxy/route-config.ts'
-import { findRouteForProxy } from '../proxy/route-store.ts'
+import { findRouteForProxy, routePolicyOf } from '../proxy/route-store.ts'
 
 const FORWARDED_HEADERS = ['content-type', 'accept']
 
@@ -39,7 +38,7 @@ export function proxyPassthroughRoutes() {
     const prefix = `/v1/proxy/${encodeURIComponent(route.name)}`
     const path = url.pathname.slice(url.pathname.indexOf(prefix) + prefix.length) + url.search
     const body = ['GET', 'HEAD'].includes(c.req.method) ? null : await c.req.text()
-    const policy = routePolicySchema.parse(route.policy ?? {})
+    const policy = routePolicyOf(route)
     let parsedBody: unknown = null
     try {
       parsedBody = body ? JSON.parse(body) : null
