@@ -77,11 +77,26 @@ function guardFailure(cause: unknown): ApiError {
   })
 }
 
+// Policies come from cached model and route rows, so the same object is
+// checked again and again: its result is kept beside it.
+const checkedPolicies = new WeakMap<object, ReturnType<typeof guardPolicySchema.safeParse>>()
+const DEFAULT_POLICY = {}
+
+function checkPolicy(policy: GuardPolicyInput | undefined) {
+  const input = policy ?? DEFAULT_POLICY
+  let checked = checkedPolicies.get(input)
+  if (!checked) {
+    checked = guardPolicySchema.safeParse(input)
+    checkedPolicies.set(input, checked)
+  }
+  return checked
+}
+
 export async function guardBefore(c: Context<AppEnv>, input: GuardBeforeInput): Promise<GuardTicket> {
   const client = identityOf(c)
-  const parsed = guardPolicySchema.safeParse(input.policy ?? {})
+  const parsed = checkPolicy(input.policy)
   if (!parsed.success) throw new ApiError(400, `Invalid guard policy: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { code: 'invalid_policy', param: 'policy.guard' })
-  const policy = input.policy ?? {}
+  const policy = input.policy ?? DEFAULT_POLICY
   const tokens = checkedAmount(input.tokens, 'tokens')
   const units = checkedAmount(input.units, 'units')
   let admission
@@ -123,7 +138,7 @@ export async function guardAfter(c: Context<AppEnv>, ticket: GuardTicket, outcom
     })
   } catch (cause) {
     if (cause instanceof ApiError) throw cause
-    if (guardPolicySchema.parse(ticket.policy).fail_mode === 'closed') throw guardFailure(cause)
+    if (checkPolicy(ticket.policy).data?.fail_mode === 'closed') throw guardFailure(cause)
     console.error('guard report lost (fail-open)', cause)
   }
 }
