@@ -19,8 +19,8 @@ const TENANTS = Number(process.env.BENCH_TENANTS ?? 4)
 const EDGE = process.env.BENCH_EDGE === 'miniflare' ? 'miniflare' : 'wrangler'
 // Limits the load is meant to hit: every other predict and proxy key has its
 // own daily request limit (the guard's), and the first tenant a plan.
-const KEY_DAILY_LIMIT = Number(process.env.BENCH_KEY_LIMIT ?? 40)
-const TENANT_DAILY_LIMIT = Number(process.env.BENCH_TENANT_LIMIT ?? 250)
+const KEY_DAILY_LIMIT = Number(process.env.BENCH_KEY_LIMIT ?? 10)
+const TENANT_DAILY_LIMIT = Number(process.env.BENCH_TENANT_LIMIT ?? 120)
 const ADMIN = 'bench-admin-token'
 const RUNNER_SECRET = 'bench-runner-secret'
 
