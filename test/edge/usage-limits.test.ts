@@ -27,6 +27,20 @@ describe('usage limits', () => {
     expect(status.data).toEqual([{ meter: 'requests', period: 'day', limit: 5, used: 5, resets_at: expect.stringMatching(/T00:00:00.000Z$/) }])
   })
 
+  it('gives back what is not billed: an idempotent replay does not count against the plan', async () => {
+    const tenant = await createTenant()
+    await setLimits(tenant, [{ meter: 'requests', period: 'day', limit: 3 }])
+    const create = { key: tenant.adminKey, headers: { 'idempotency-key': 'plan-1' }, body: { name: 'm', format: 'onnx', task: 'classification' } }
+    expect((await call('/v1/models', create)).status).toBe(201)
+    const replay = await call('/v1/models', create)
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    // The replay is given back after its response: wait for the plan to show it.
+    await vi.waitFor(async () => expect((await json(await call('/v1/usage/limits', { key: tenant.adminKey }))).data[0].used).toBe(1))
+    const statuses = []
+    for (let i = 0; i < 3; i++) statuses.push((await call('/v1/models', { key: tenant.adminKey })).status)
+    expect(statuses).toEqual([200, 200, 429])
+  })
+
   it('counts concurrent requests exactly', async () => {
     const tenant = await createTenant()
     await setLimits(tenant, [{ meter: 'requests', period: 'month', limit: 7 }])

@@ -13,7 +13,9 @@ export function quotaStub(env: Pick<Env, 'USAGE_QUOTA'>, tenantId: string) {
 // this request; any other limited meter refuses new requests once its period
 // is spent. Refused: 429 `quota_exceeded` with `retry-after` until the period
 // resets, and one `usage.quota_exceeded` event per meter and period. A
-// request that ends in a fault (5xx) is given back, as it is not billed.
+// request that is not billed in the end — a fault (5xx), a refusal further in
+// (the guard's 429, a busy model), an idempotent replay — is given back, so
+// that the plan counts exactly what the ledger bills.
 // Reading usage and limits (GET /v1/usage…) stays open, so a tenant over its
 // limits can still see where it stands.
 export function enforceQuota(): MiddlewareHandler<AppEnv> {
@@ -43,6 +45,7 @@ export function enforceQuota(): MiddlewareHandler<AppEnv> {
       })
     }
     await next()
-    if (c.res.status >= 500 && requestLimits.length > 0) c.executionCtx.waitUntil(stub.refund(requestLimits, 1, admittedAt))
+    const billed = c.res.status < 500 && c.res.status !== 429 && !c.get('idempotentReplay')
+    if (!billed && requestLimits.length > 0) c.executionCtx.waitUntil(stub.refund(requestLimits, 1, admittedAt))
   }
 }
