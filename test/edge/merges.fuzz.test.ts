@@ -72,7 +72,11 @@ describe('POST /v1/merges fuzzing', () => {
       fc.asyncProperty(fc.constant(null).chain(() => validConfig(refs)), fc.array(mangle, { minLength: 1, maxLength: 3 }), async (config, edits) => {
         const answer = await post(edits.reduce((yaml, edit) => edit(yaml), stringify(config)), 'application/yaml')
         if (answer.status >= 500) throw new Error(`${answer.status} ${JSON.stringify(answer.body)}`)
-        if (answer.status !== 202) expect(answer.body.error).toMatchObject({ message: expect.any(String), type: 'invalid_request_error' })
+        // A mangled model reference is a 404, the rest 400s or 415s: any 4xx in the envelope.
+        if (answer.status !== 202) {
+          expect(answer.status).toBeGreaterThanOrEqual(400)
+          expect(answer.body.error).toMatchObject({ message: expect.any(String), type: expect.any(String) })
+        }
       }),
       settings,
     )
