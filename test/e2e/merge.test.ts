@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -9,12 +9,13 @@ import { planMerge } from '../../src/gpu-runner/merge/merge-plan.ts'
 import { openConfigModels, relativeTo } from '../../src/gpu-runner/merge/open-models.ts'
 import { runMerge } from '../../src/gpu-runner/merge/run-merge.ts'
 import { startStack, tenantClient, waitFor, type Client, type Stack } from './stack.ts'
+import { MERGE_FIXTURES, uploadMergeFixture } from './support/merge-fixtures.ts'
 
 // A merge through the whole system: models uploaded to the edge, POST
 // /v1/merges, a real runner, the output registered as a version with its
 // lineage, and the weights byte-identical to `moat merge` on the same files.
 
-const FIXTURES = join(import.meta.dirname, '../fixtures/merge')
+const FIXTURES = MERGE_FIXTURES
 
 let stack: Stack
 let client: Client
@@ -32,21 +33,11 @@ afterAll(async () => {
   if (local) await rm(local, { recursive: true, force: true })
 })
 
-async function uploadModel(name: string): Promise<string> {
-  const model = await client.call('/v1/models', { body: { name, format: 'safetensors', task: 'causal-lm' } })
-  expect(model.status).toBe(201)
-  const dir = join(FIXTURES, 'models', name)
-  for (const file of await readdir(dir)) {
-    const put = await client.call(`/v1/models/${model.body.id}/versions/1/files/${file}`, { method: 'PUT', raw: await readFile(join(dir, file)) })
-    expect(put.status, file).toBe(201)
-  }
-  return model.body.id as string
-}
 
 describe('merging through the service', () => {
   it('registers the merged version with lineage, with the same weights as the CLI', async () => {
     const ids: Record<string, string> = {}
-    for (const name of ['base', 'a', 'b', 'c']) ids[name] = await uploadModel(name)
+    for (const name of ['base', 'a', 'b', 'c']) ids[name] = await uploadMergeFixture(client, name)
     const text = await readFile(join(FIXTURES, 'configs', 'ties.yml'), 'utf8')
     const config = parseYaml(text.replace(/\.\.\/models\/(\w+)/g, (_, name: string) => ids[name]!))
 

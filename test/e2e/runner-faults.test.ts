@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
-import { readdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
 import type { Runner } from '../../scripts/local-stack.ts'
 import { loadDigits, MODEL_META, MODEL_PATH } from '../gpu-runner/inference/mnist-digits.ts'
 import { startStack, tenantClient, waitFor, type Client, type Stack } from './stack.ts'
+import { MERGE_FIXTURES, uploadMergeFixture } from './support/merge-fixtures.ts'
 
 // A runner killed with SIGKILL in the middle of a job: the edge notices the
 // missing heartbeats (MOAT_RUNNER_TTL_SECONDS is 3 s in the e2e stack), puts
@@ -15,7 +16,7 @@ import { startStack, tenantClient, waitFor, type Client, type Stack } from './st
 // the kill lands mid-job whatever the machine's speed: the test kills it as
 // soon as the edge shows progress, long before it could finish.
 
-const FIXTURES = join(import.meta.dirname, '../fixtures/merge')
+const FIXTURES = MERGE_FIXTURES
 const STALL = { MOAT_CHAOS_STEP_DELAY_MS: '5000' }
 
 let stack: Stack
@@ -84,16 +85,6 @@ const ranOn = (runner: Runner, jobId: string, event: string) =>
     .split('\n')
     .some((line) => line.includes(jobId) && line.includes(event))
 
-async function uploadModel(name: string): Promise<string> {
-  const model = await client.call('/v1/models', { body: { name, format: 'safetensors', task: 'causal-lm' } })
-  expect(model.status).toBe(201)
-  const dir = join(FIXTURES, 'models', name)
-  for (const file of await readdir(dir)) {
-    const put = await client.call(`/v1/models/${model.body.id}/versions/1/files/${file}`, { method: 'PUT', raw: await readFile(join(dir, file)) })
-    expect(put.status, file).toBe(201)
-  }
-  return model.body.id as string
-}
 
 const filesOf = async (modelId: string, version: string) =>
   ((await client.call(`/v1/models/${modelId}/versions/${version}`)).body.files as { name: string; sha256: string; size: number }[])
@@ -103,7 +94,7 @@ const filesOf = async (modelId: string, version: string) =>
 describe('a runner killed mid-job', () => {
   it('mid-merge: another runner finishes the merge with the same output SHA-256 as an undisturbed run', async () => {
     const ids: Record<string, string> = {}
-    for (const name of ['base', 'a', 'b', 'c']) ids[name] = await uploadModel(name)
+    for (const name of ['base', 'a', 'b', 'c']) ids[name] = await uploadMergeFixture(client, name)
     const text = await readFile(join(FIXTURES, 'configs', 'ties.yml'), 'utf8')
     // Pinned to version 1: a bare model id means its newest version, and each
     // merge adds a version to the base model.
