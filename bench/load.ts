@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { demoSafetensors } from '../scripts/demo-data.ts'
 import { startMiniflareEdge } from '../scripts/miniflare-edge.ts'
 import { freePort, ROOT, startEdge, startRunner } from '../scripts/local-stack.ts'
 import { startFakeUpstream } from '../test/e2e/support/fake-upstream.ts'
@@ -79,7 +80,6 @@ async function setUpTenant(url: string, index: number, upstreamUrl: string): Pro
   await api(url, adminKey, `/v1/models/${digits.id}/versions/1/artifact`, { method: 'PUT', raw: readFileSync(join(ROOT, 'assets/models/mnist-mlp.onnx')) })
   await api(url, adminKey, `/v1/models/${digits.id}/versions/1`, { method: 'PATCH', body: { stage: 'production' } })
   const demo = await api(url, adminKey, '/v1/models', { body: { name: 'weights', format: 'safetensors', task: 'regression' } })
-  const { demoSafetensors } = await import('../scripts/demo-data.ts')
   await api(url, adminKey, `/v1/models/${demo.id}/versions/1/artifact`, { method: 'PUT', raw: demoSafetensors() })
   await api(url, adminKey, '/v1/routes', { body: { name: 'owner', kind: 'openai', upstream_url: `${upstreamUrl}/v1` } })
   return { index, id: created.tenant.id, adminKey, digitsModel: digits.id, demoModel: demo.id }
