@@ -52,6 +52,32 @@ describe('starting jobs from the dashboard', () => {
     expect(detail).toContain('<dd id="job-status" aria-live="polite">queued</dd>')
   })
 
+  it('starts a job once when its form is submitted twice, and shows the same job both times', async () => {
+    const tenant = await createTenant('dash-double-submit')
+    const model = await safetensorsModel(tenant, 'twice', 4)
+    const browser = await signIn(tenant.adminKey)
+    const page = await (await fetchPage('/dashboard/jobs', { cookie: browser.cookie })).text()
+    const tokens = [...page.matchAll(/name="submission" value="([0-9A-Za-z]{24})"/g)].map((match) => match[1]!)
+    // One token per form, and a fresh one each time the page is drawn.
+    expect(tokens).toHaveLength(2)
+    expect(new Set(tokens).size).toBe(2)
+    const fields = { csrf: browser.csrf, target: `${model}/1`, submission: tokens[0]! }
+    const [first, second] = await Promise.all([post('/dashboard/jobs/verify', browser, fields), post('/dashboard/jobs/verify', browser, fields)])
+    const again = await post('/dashboard/jobs/verify', browser, fields)
+    const created = await env.DB.prepare(`SELECT id FROM jobs WHERE tenant_id = ?1`).bind(tenant.tenantId).all<{ id: string }>()
+    expect(created.results).toHaveLength(1)
+    const location = `/dashboard/jobs/${created.results[0]!.id}`
+    expect([first, second, again].map((res) => res.status)).toEqual([303, 303, 303])
+    // Both answers of the race go to a job page or, for the one that lost it
+    // while the first was still starting, to the jobs list; afterwards, to the job.
+    for (const res of [first, second]) expect([location, '/dashboard/jobs']).toContain(res.headers.get('location'))
+    expect(again.headers.get('location')).toBe(location)
+    // A new page, a new token: the same form starts a second job.
+    const next = [...(await (await fetchPage('/dashboard/jobs', { cookie: browser.cookie })).text()).matchAll(/name="submission" value="([0-9A-Za-z]{24})"/g)][0]![1]!
+    expect((await post('/dashboard/jobs/verify', browser, { ...fields, submission: next })).status).toBe(303)
+    expect((await env.DB.prepare(`SELECT count(*) AS n FROM jobs WHERE tenant_id = ?1`).bind(tenant.tenantId).first<{ n: number }>())!.n).toBe(2)
+  })
+
   it('starts a merge from a YAML config, and explains a bad one on the page with the config kept', async () => {
     const tenant = await createTenant('dash-start-merge')
     const [a, b] = [await safetensorsModel(tenant, 'a', 2), await safetensorsModel(tenant, 'b', 3)]

@@ -3,6 +3,7 @@ import { html, raw } from 'hono/html'
 import type { Database } from '../db/client.ts'
 import { jobs } from '../db/schema.ts'
 import { isTerminal, type JobRow } from '../jobs/job-view.ts'
+import { newSubmissionToken } from './form-submission.ts'
 import { CsrfField, Layout } from './layout.tsx'
 import type { ModelEntry } from './models-page.tsx'
 import type { JobForm } from './start-job.ts'
@@ -36,6 +37,7 @@ function VerifyForm(props: { csrf: string; models: ModelEntry[]; form?: JobForm 
   return (
     <form method="post" action="/dashboard/jobs/verify">
       <CsrfField token={props.csrf} />
+      <input type="hidden" name="submission" value={newSubmissionToken()} />
       <p>A runner downloads the version's files again and checks each SHA-256; the verdict lands on the version.</p>
       <p>
         <label for="verify-target">Model version</label>{' '}
@@ -56,6 +58,7 @@ function MergeForm(props: { csrf: string; models: ModelEntry[]; form?: JobForm |
   return (
     <form method="post" action="/dashboard/jobs/merge">
       <CsrfField token={props.csrf} />
+      <input type="hidden" name="submission" value={newSubmissionToken()} />
       <p>
         A mergekit configuration, as <code>POST /v1/merges</code> takes it; models are named by <code>&lt;model id&gt;/&lt;version&gt;</code>.
         The output becomes a new version of the base model (else the first model), with its lineage.

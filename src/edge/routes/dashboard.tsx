@@ -5,6 +5,7 @@ import { constantTimeEqual } from '../../shared/constant-time.ts'
 import { hasScope, SCOPES } from '../auth/scopes.ts'
 import { GuardPage, loadGuardClients } from '../dashboard/guard-page.tsx'
 import { JobPage, JobsPage, loadJob, loadJobs } from '../dashboard/jobs-page.tsx'
+import { claimSubmission } from '../dashboard/form-submission.ts'
 import { startJob, type JobForm } from '../dashboard/start-job.ts'
 import { KeysPage, loadKeys } from '../dashboard/keys-page.tsx'
 import { loadModels, ModelsPage } from '../dashboard/models-page.tsx'
@@ -134,12 +135,19 @@ function field(form: Record<string, unknown>, name: string): string {
 
 // Starts a job from one of the jobs page's forms and shows it live; a job that
 // cannot start is explained on the jobs page, with the form as it was sent.
-async function startJobFromForm(c: DashboardContext, form: JobForm): Promise<Response> {
+// A form submitted twice (a double click, a resubmitted page) starts its job
+// once and shows it both times.
+async function startJobFromForm(c: DashboardContext, form: JobForm, submission: string): Promise<Response> {
   const session = c.get('session')
+  const claim = await claimSubmission(database(c.env), session.keyId, submission)
+  if (claim.kind === 'repeat') return c.redirect(claim.location ?? '/dashboard/jobs', 303)
   try {
     const job = await startJob(c as unknown as Context<AppEnv>, session, form)
-    return c.redirect(`/dashboard/jobs/${job.id}`, 303)
+    const location = `/dashboard/jobs/${job.id}`
+    if (claim.kind === 'first') await claim.done(location)
+    return c.redirect(location, 303)
   } catch (error) {
+    if (claim.kind === 'first') await claim.release().catch(() => undefined)
     if (!(error instanceof ApiError)) throw error
     const db = database(c.env)
     const [jobs, models] = await Promise.all([loadJobs(db, session.tenantId), loadModels(db, session.tenantId)])
@@ -157,11 +165,11 @@ function jobRoutes(app: Hono<DashboardEnv>) {
   })
   app.post('/dashboard/jobs/verify', async (c) => {
     const form = await c.req.parseBody()
-    return startJobFromForm(c, { kind: 'verify', target: field(form, 'target') })
+    return startJobFromForm(c, { kind: 'verify', target: field(form, 'target') }, field(form, 'submission'))
   })
   app.post('/dashboard/jobs/merge', async (c) => {
     const form = await c.req.parseBody()
-    return startJobFromForm(c, { kind: 'merge', config: field(form, 'config'), outputVersion: field(form, 'output_version').trim() })
+    return startJobFromForm(c, { kind: 'merge', config: field(form, 'config'), outputVersion: field(form, 'output_version').trim() }, field(form, 'submission'))
   })
   app.get('/dashboard/jobs/:id', async (c) => {
     const { tenantId, csrfToken } = c.get('session')
