@@ -6,7 +6,7 @@ import type { Env } from '../../src/edge/env.ts'
 import worker from '../../src/edge/index.ts'
 import { createId } from '../../src/shared/ids.ts'
 import type { UsageEvent } from '../../src/shared/usage-event.ts'
-import { fuzzSettings, fuzzTimeout } from '../support/fuzz-settings.ts'
+import { fuzzLanes, fuzzSettings, fuzzTimeout } from '../support/fuzz-settings.ts'
 import { faultPlan, faultyD1 } from './fault-injection.ts'
 import { call, createTenant, json, sentUsageEvents, type Tenant } from './helpers.ts'
 
@@ -17,11 +17,12 @@ import { call, createTenant, json, sentUsageEvents, type Tenant } from './helper
 // and only for what the client took (see README, "Reliability"), a job stream
 // stops polling, and a client beside it is served in full.
 //
-// Each case is a few streamed requests, so FUZZ_RUNS counts requests here: a
-// case is about 1/20 of a run of the cheaper properties (npm run fuzz: 5,000
-// chat cases and 5,000 job cases).
-const settings = fuzzSettings(300, env)
-const cases = { numRuns: Math.max(10, Math.ceil(settings.numRuns / 20)), seed: settings.seed }
+// A case is two streams and mostly waits (for bytes, for polls), so a long run
+// goes in 50 lanes at once, each from its own seed: `npm run fuzz` checks
+// FUZZ_RUNS cases of each property; `npm test` 15, in one lane.
+const settings = fuzzSettings(15, env)
+const lanes = fuzzLanes(settings, settings.numRuns > 1000 ? 50 : 1)
+const cases = { numRuns: settings.numRuns, seed: settings.seed }
 const BASE = 'http://moat.test'
 const encoder = new TextEncoder()
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -188,8 +189,7 @@ describe('streamed chat completions, clients leaving', () => {
   it('meters once, for what the client took, lets the upstream go, and serves the client beside it', { timeout: fuzzTimeout(settings, 100, 60_000) }, async () => {
     stubUpstream()
     const outcomes = new Map<string, number>()
-    await fc.assert(
-      fc.asyncProperty(fc.constantFrom('tok1', 'tok3', 'chars'), upstreamCase, exit, fc.integer({ min: 0, max: 30 }), async (route, plan, leave, otherWords) => {
+    const property = () => fc.asyncProperty(fc.constantFrom('tok1', 'tok3', 'chars'), upstreamCase, exit, fc.integer({ min: 0, max: 30 }), async (route, plan, leave, otherWords) => {
         const leaving = await streamChat(route, plan)
         const beside = await streamChat(route, { words: otherWords, reportUsage: true, cuts: [0.5], stallAfter: null })
         expect(leaving.response.status).toBe(200)
@@ -225,10 +225,9 @@ describe('streamed chat completions, clients leaving', () => {
         }
         const outcome = `${client.kind}${got.complete ? ' complete' : ''}${'tokens.input' in billed ? ' input billed' : ''}`
         outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
-      }),
-      cases,
-    )
-    console.log(`sse chat: ${cases.numRuns} cases, seed ${cases.seed}: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`)
+      })
+    await Promise.all(lanes.map((lane) => fc.assert(property(), lane)))
+    console.log(`sse chat: ${cases.numRuns} cases in ${lanes.length} lane(s), seed ${cases.seed}: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`)
   })
 })
 
@@ -288,8 +287,7 @@ describe('job event streams, clients leaving', () => {
 
   it('stops polling when the client leaves, and a client beside it sees the job to its end', { timeout: fuzzTimeout(settings, 200, 60_000) }, async () => {
     const outcomes = new Map<string, number>()
-    await fc.assert(
-      fc.asyncProperty(progressSteps, finalStatus, exit, async (steps, final, leave) => {
+    const property = () => fc.asyncProperty(progressSteps, finalStatus, exit, async (steps, final, leave) => {
         const jobId = await insertJob()
         const leaving = await openStream(jobId)
         const beside = await openStream(jobId)
@@ -320,10 +318,9 @@ describe('job event streams, clients leaving', () => {
         await expectStopped(beside.polls)
         const outcome = `${client.kind}${got.complete ? ' complete' : ''}`
         outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
-      }),
-      cases,
-    )
-    console.log(`sse jobs: ${cases.numRuns} cases, seed ${cases.seed}: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`)
+      })
+    await Promise.all(lanes.map((lane) => fc.assert(property(), lane)))
+    console.log(`sse jobs: ${cases.numRuns} cases in ${lanes.length} lane(s), seed ${cases.seed}: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`)
   })
 
   it("refuses another tenant's job with 404, and ends a stream whose job row goes away", async () => {

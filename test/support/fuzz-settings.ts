@@ -25,3 +25,14 @@ export function fuzzSettings(quickRuns: number, raw: { FUZZ_RUNS?: string; FUZZ_
 export function fuzzTimeout(settings: FuzzSettings, perCaseMs: number, floorMs = 30_000): number {
   return Math.max(floorMs, Math.ceil(settings.numRuns * perCaseMs))
 }
+
+// A property whose cases mostly wait (streams, polls) can run as several
+// lanes at once, each from its own seed, so that a long run's count is
+// reached in a fraction of the time. `npm test` keeps one lane.
+export function fuzzLanes(settings: FuzzSettings, lanes: number): FuzzSettings[] {
+  const count = Math.max(1, Math.min(lanes, settings.numRuns))
+  return Array.from({ length: count }, (_, lane) => ({
+    numRuns: Math.ceil(settings.numRuns / count) - (lane < (Math.ceil(settings.numRuns / count) * count - settings.numRuns) ? 1 : 0),
+    seed: settings.seed + lane,
+  }))
+}
