@@ -66,6 +66,14 @@ async function runProbe(model: LoadedModel, seed: number, rows: number): Promise
   }
   const values = Object.values(outputs).reduce((total, tensor) => total + tensor.data.length, 0)
   if (values > MAX_PROBE_OUTPUT_VALUES) throw new ModelLoadError(`the model gives ${values} output values for ${rows} probe rows; at most ${MAX_PROBE_OUTPUT_VALUES} are kept`)
+  // NaN or ±Infinity on ordinary inputs: the weights are broken, and such an
+  // answer could neither be recorded (JSON has no NaN) nor ever match again.
+  for (const [key, tensor] of Object.entries(outputs)) {
+    const data = tensor.data as ArrayLike<number>
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) throw new ModelLoadError(`the model answers non-finite values (${data[i]}) in output ${key} on its probe inputs`)
+    }
+  }
   return { seed, rows, outputs: Object.fromEntries(Object.entries(outputs).map(([key, tensor]) => [key, Array.from(tensor.data)])) }
 }
 

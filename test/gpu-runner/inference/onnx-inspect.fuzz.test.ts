@@ -132,6 +132,20 @@ describe('ONNX inspection fuzzing', () => {
     expect(answer.body.error.message).toMatch(/external data/i)
   })
 
+  // Found by the fuzzer (case 83,074 of 100,000: eight bit flips): weights
+  // that make the probe answer NaN gave an inspection the edge could not read
+  // (JSON has no NaN) instead of a 422.
+  it('refuses a model whose probe answers are not finite', async () => {
+    const fields = decode(model, MODEL_SCHEMA)
+    const child = (list: any[], number: number) => list.filter((field) => field.number === number)
+    const bias = child(child(fields, 7)[0].value, 5).find((field: any) => new TextDecoder().decode(child(field.value, 8)[0].value) === 'b2')
+    const raw = child(bias.value, 9)[0]
+    raw.value = new Uint8Array(new Float32Array(raw.value.byteLength / 4).fill(Number.NaN).buffer)
+    const answer = await inspect(encode(fields))
+    expect(answer.status).toBe(422)
+    expect(answer.body.error).toMatchObject({ code: 'model_load_failed', message: expect.stringMatching(/non-finite values \(NaN\) in output probabilities/) })
+  })
+
   it(`inspects or refuses every mutated model, never a 500 or a hang (${settings.numRuns} loads)`, async () => {
     await fc.assert(
       fc.asyncProperty(onnxMutation(), async (mutation) => {
