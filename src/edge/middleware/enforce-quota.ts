@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono'
 import type { QuotaDecision, QuotaLimit } from '../../shared/billing/quota-period.ts'
 import type { AppEnv, Env } from '../env.ts'
 import { ApiError } from '../errors.ts'
+import { isBilledRequest } from '../usage/billed-request.ts'
 import { emitEvent, eventId } from '../webhooks/emit-event.ts'
 
 export function quotaStub(env: Pick<Env, 'USAGE_QUOTA'>, tenantId: string) {
@@ -45,7 +46,6 @@ export function enforceQuota(): MiddlewareHandler<AppEnv> {
       })
     }
     await next()
-    const billed = c.res.status < 500 && c.res.status !== 429 && !c.get('idempotentReplay')
-    if (!billed && requestLimits.length > 0) c.executionCtx.waitUntil(stub.refund(requestLimits, 1, admittedAt))
+    if (!isBilledRequest(c) && requestLimits.length > 0) c.executionCtx.waitUntil(stub.refund(requestLimits, 1, admittedAt))
   }
 }
