@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { scheduledMaintenance } from '../../src/edge/runners/sweep.ts'
-import { sendObservation } from '../../src/edge/usage/record-observations.ts'
+import { sendUsageMessage } from '../../src/edge/usage/usage-queue.ts'
 import { bucketValue, latencyBucket } from '../../src/shared/traffic/latency-histogram.ts'
 import { observeRequest } from '../../src/shared/traffic/request-observation.ts'
 import { fetchPage, signIn } from './dashboard-browser.ts'
@@ -74,8 +74,8 @@ describe('request observations', () => {
     const tenant = await createTenant('traffic-queue-down')
     vi.spyOn(env.USAGE, 'send').mockRejectedValue(new Error('queue down'))
     const observation = observeRequest({ requestId: 'req_down', tenantId: tenant.tenantId, keyId: null, status: 200, latencyMs: 12, timestamp: Date.now() })
-    await sendObservation(env, observation)
-    await sendObservation(env, observation)
+    await sendUsageMessage(env, observation)
+    await sendUsageMessage(env, observation)
     expect(await countOf(`SELECT sum(requests) AS n FROM traffic_rollups WHERE tenant_id = ?1`, tenant.tenantId)).toBe(1)
     expect(await countOf(`SELECT count(*) AS n FROM usage_events WHERE tenant_id = ?1`, tenant.tenantId)).toBe(0)
   })

@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { sendUsageEvent } from '../../src/edge/usage/meter-usage.ts'
+import { sendUsageMessage } from '../../src/edge/usage/usage-queue.ts'
 import { buildUsageEvent } from '../../src/shared/usage-event.ts'
 import { scheduledMaintenance } from '../../src/edge/runners/sweep.ts'
 import { call, createTenant, deliver, json, sentObservations, sentUsageEvents } from './helpers.ts'
@@ -75,8 +75,8 @@ describe('usage events', () => {
     const tenant = await createTenant()
     vi.spyOn(env.USAGE, 'send').mockRejectedValue(new Error('queue down'))
     const event = await buildUsageEvent({ tenantId: tenant.tenantId, keyId: null, requestId: 'req_x', meter: 'requests', value: 1 })
-    await sendUsageEvent(env, event)
-    await sendUsageEvent(env, event)
+    await sendUsageMessage(env, event)
+    await sendUsageMessage(env, event)
     expect(await usageRows(tenant.tenantId)).toHaveLength(1)
   })
 

@@ -4,7 +4,7 @@ import { adjustInFlight } from '../runners/runner-pool.ts'
 import { attemptGuard, jobEffects, resultIsValid } from './job-effects.ts'
 import { emitJobFinished } from './job-events.ts'
 import { buildUsageEvent } from '../../shared/usage-event.ts'
-import { sendUsageEvent } from '../usage/meter-usage.ts'
+import { sendUsageMessage } from '../usage/usage-queue.ts'
 import type { ResultQueueMessage } from './job-messages.ts'
 
 // Job states only move forward: queued → running → succeeded | failed |
@@ -99,7 +99,7 @@ async function meterRunnerTime(env: Env, jobId: string, attempt: number): Promis
     { tenantId: job.tenant_id, keyId: job.key_id, requestId: `job:${jobId}:${attempt}`, meter: 'runner.seconds', value: seconds },
     job.finished_at,
   )
-  await sendUsageEvent(env, event)
+  await sendUsageMessage(env, event)
 }
 
 // Running → queued for a new attempt, then onto the jobs queue. Only the

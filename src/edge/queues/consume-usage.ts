@@ -2,7 +2,7 @@ import type { RequestObservation } from '../../shared/traffic/request-observatio
 import type { UsageEvent } from '../../shared/usage-event.ts'
 import { readUsageMessage } from '../../shared/usage-message.ts'
 import type { Env } from '../env.ts'
-import { recordUsageEvents } from '../usage/meter-usage.ts'
+import { recordUsageEvents } from '../usage/usage-queue.ts'
 import { recordObservations } from '../usage/record-observations.ts'
 import { drainSinkOutbox } from '../billing/sink-deliveries.ts'
 import { readSettings } from '../settings.ts'

@@ -1,47 +1,9 @@
 import type { Context } from 'hono'
 import type { MeterName } from '../../shared/meters.ts'
-import { buildUsageEvent, type UsageEvent } from '../../shared/usage-event.ts'
-import { database } from '../db/client.ts'
-import { usageEvents } from '../db/schema.ts'
-import type { AppEnv, Env } from '../env.ts'
+import { buildUsageEvent } from '../../shared/usage-event.ts'
+import type { AppEnv } from '../env.ts'
 import { quotaStub } from '../middleware/enforce-quota.ts'
 import { addUsageEvent } from './request-usage.ts'
-
-export type LedgerEntry = UsageEvent & { kind?: 'usage' | 'correction'; reason?: string | null }
-
-export async function recordUsageEvents(env: Pick<Env, 'DB'>, events: readonly LedgerEntry[]): Promise<void> {
-  if (events.length === 0) return
-  const db = database(env)
-  const recordedAt = Date.now()
-  const inserts = events.map((event) =>
-    db
-      .insert(usageEvents)
-      .values({
-        id: event.id,
-        tenantId: event.tenant_id,
-        keyId: event.key_id,
-        meter: event.meter,
-        value: event.value,
-        timestamp: event.timestamp,
-        requestId: event.request_id,
-        recordedAt,
-        kind: event.kind ?? 'usage',
-        reason: event.reason ?? null,
-      })
-      .onConflictDoNothing(),
-  )
-  await db.batch(inserts as [(typeof inserts)[number], ...typeof inserts])
-}
-
-// Sends one usage event off the critical path. If the queue refuses it, the
-// event goes straight into the table: the id makes either path count it once.
-export async function sendUsageEvent(env: Pick<Env, 'DB' | 'USAGE'>, event: UsageEvent): Promise<void> {
-  try {
-    await env.USAGE.send(event)
-  } catch {
-    await recordUsageEvents(env, [event])
-  }
-}
 
 // Meters one unit of `meter` for the current request. A request meters each
 // meter at most once (the event id is per request and meter): sum first.

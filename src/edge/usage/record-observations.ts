@@ -21,16 +21,3 @@ export async function recordObservations(env: Pick<Env, 'DB'>, observations: rea
   )
   await db.batch(inserts as [(typeof inserts)[number], ...typeof inserts])
 }
-
-// Sent after the response, like usage events; if the queue refuses, written
-// straight to D1 (still after the response): the request id makes either path
-// count it once.
-export async function sendObservation(env: Pick<Env, 'DB' | 'USAGE'>, observation: RequestObservation): Promise<void> {
-  try {
-    // The binding is typed by its billable messages, which is what every
-    // reader of it but the consumer cares about; the consumer tells the two apart.
-    await (env.USAGE as Queue<unknown>).send(observation)
-  } catch {
-    await recordObservations(env, [observation])
-  }
-}

@@ -3,7 +3,7 @@ import type { UsageEvent } from '../../shared/usage-event.ts'
 import { readUsageMessage } from '../../shared/usage-message.ts'
 import type { Env } from '../env.ts'
 import { QUEUE_NAMES } from '../queues/queue-names.ts'
-import { recordUsageEvents } from './meter-usage.ts'
+import { recordUsageEvents } from './usage-queue.ts'
 import { recordObservations } from './record-observations.ts'
 
 export type ReplayOptions = { limit?: number; now?: number }
