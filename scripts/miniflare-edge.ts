@@ -10,9 +10,15 @@ import { QUIET_WRANGLER_ENV, ROOT } from './local-stack.ts'
 // what benchmarks of the request path use. The Worker is bundled exactly as
 // `wrangler deploy` would, its bindings come from wrangler.toml, and the D1
 // migrations are applied to a fresh in-memory database.
-export type MiniflareEdge = { url: string; mf: Miniflare; stop: () => Promise<void> }
+export type MiniflareEdge = { url: string; mf: Miniflare; bundlePath: string; inspectorPort: number | undefined; stop: () => Promise<void> }
 
-export async function startMiniflareEdge(vars: Record<string, string>): Promise<MiniflareEdge> {
+export type MiniflareEdgeOptions = {
+  // Opens workerd's V8 inspector on this port (scripts/cpu-profile.ts reads
+  // CPU profiles through it).
+  inspectorPort?: number
+}
+
+export async function startMiniflareEdge(vars: Record<string, string>, options: MiniflareEdgeOptions = {}): Promise<MiniflareEdge> {
   const outdir = mkdtempSync(join(tmpdir(), 'moat-mf-'))
   execFileSync(process.execPath, [join(ROOT, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', outdir], {
     cwd: ROOT,
@@ -32,7 +38,7 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
     bindings: { ...(workerOptions.bindings ?? {}), ...vars },
   }
   // Wrangler still describes workers in Miniflare 4's shape.
-  const mf = new Miniflare(convertV4MiniflareOptions({ workers: [worker], host: '127.0.0.1', port: 0 } as Parameters<typeof convertV4MiniflareOptions>[0]))
+  const mf = new Miniflare(convertV4MiniflareOptions({ workers: [worker], host: '127.0.0.1', port: 0, ...(options.inspectorPort === undefined ? {} : { inspectorPort: options.inspectorPort }) } as Parameters<typeof convertV4MiniflareOptions>[0]))
   const url = (await mf.ready).toString().replace(/\/$/, '')
   const db = await mf.getD1Database('DB')
   const migrations = readdirSync(join(ROOT, 'migrations')).filter((name) => name.endsWith('.sql')).sort()
@@ -44,6 +50,8 @@ export async function startMiniflareEdge(vars: Record<string, string>): Promise<
   return {
     url,
     mf,
+    bundlePath: join(outdir, 'index.js'),
+    inspectorPort: options.inspectorPort,
     stop: async () => {
       await mf.dispose()
       rmSync(outdir, { recursive: true, force: true })
