@@ -16,6 +16,7 @@ import { seededUniform } from '../scripts/merge-fixtures/synthetic-model.ts'
 
 const SIDE = Number(process.env.BENCH_SIDE ?? 4096)
 const N = SIDE * SIDE
+const STEADY_ROUNDS = 3
 
 const PARAMS: Record<MergeMethodName, { global: Record<string, number | boolean>; model: Record<string, number> }> = {
   linear: { global: {}, model: { weight: 0.5 } },
@@ -52,11 +53,12 @@ async function measure(method: MergeMethodName, dtype: WritableDtype, threads: n
   await runner.run([{ op: 'scale', start: 0, end: 1, array: sharedFloat32(1), factor: 1 }])
   const pool = createArrayPool()
   const encoded = new Uint8Array(new SharedArrayBuffer(encodedSize(dtype, N)))
-  // Twice: the first tensor of a merge touches fresh memory (page faults on
-  // every array), the tensors after it reuse the pool's arrays, as `moat
-  // merge` does from tensor to tensor. The second is the merge's steady rate.
+  // The first tensor of a merge touches fresh memory (page faults on every
+  // array); the tensors after it reuse the pool's arrays, as `moat merge` does
+  // from tensor to tensor. The median of three more rounds is the merge's
+  // steady rate (one round alone moved by up to 2× on a shared machine).
   const timings: number[] = []
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < 1 + STEADY_ROUNDS; round++) {
     const started = performance.now()
     const decoded = stored.map(() => pool.take(N))
     await Promise.all(stored.map((bytes, i) => decodeOnRunner(runner, dtype, bytes, decoded[i]!)))
@@ -69,7 +71,8 @@ async function measure(method: MergeMethodName, dtype: WritableDtype, threads: n
   }
   await runner.close()
   const inputBytes = stored.reduce((sum, bytes) => sum + bytes.byteLength, 0)
-  const [firstSeconds, seconds] = timings as [number, number]
+  const [firstSeconds, ...steady] = timings as [number, ...number[]]
+  const seconds = steady.sort((a, b) => a - b)[Math.floor(steady.length / 2)]!
   return { method, dtype, tensors: stored.length, seconds, gbPerSecond: inputBytes / 1e9 / seconds, firstSeconds, peakRssMb: process.resourceUsage().maxRSS / 1024 }
 }
 
@@ -78,7 +81,7 @@ if (method) {
   process.stdout.write(`${JSON.stringify(await measure(method as MergeMethodName, dtype as WritableDtype, Number(threads)))}\n`)
 } else {
   const threadCount = Number(process.env.BENCH_THREADS ?? defaultThreads())
-  console.log(`merge kernels: ${SIDE} x ${SIDE} tensors, ${threadCount} threads; decode + merge + encode, wall time (steady: arrays reused; first: fresh memory)`)
+  console.log(`merge kernels: ${SIDE} x ${SIDE} tensors, ${threadCount} threads; decode + merge + encode, wall time (steady: arrays reused, median of ${STEADY_ROUNDS} rounds; first: fresh memory)`)
   console.log('| method | dtype | inputs | wall | GB/s of input | first tensor | peak RSS |')
   console.log('|---|---|---|---|---|---|---|')
   for (const name of MERGE_METHODS) {
