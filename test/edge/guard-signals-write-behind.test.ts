@@ -42,3 +42,34 @@ it('stores detector state at most once a second, and an alarm stores what is lef
   await call(stub, 4, t + 2000)
   expect(await storedQueries(stub)).toBe(4)
 })
+
+const storedVolumeCount = (stub: DurableObjectStub<ClientGuard>) =>
+  runInDurableObject(stub, (_instance, state) => {
+    const row = state.storage.sql.exec<{ value: string }>(`SELECT value FROM guard_meta WHERE key = 'client'`).toArray()[0]
+    return row ? (JSON.parse(row.value) as { volume: { count: number } | null }).volume?.count ?? 0 : null
+  })
+
+it('writes the volume detector behind an admission: with the call’s report, or by the alarm when none comes', async () => {
+  const stub = env.CLIENT_GUARD.get(env.CLIENT_GUARD.idFromName('volume-behind')) as DurableObjectStub<ClientGuard>
+  // Early in a volume interval (a minute), so every call below counts in the same one.
+  const t = Math.floor(Date.now() / 60_000) * 60_000 + 1000
+  const admit = async (now: number) => {
+    const admission = (await stub.admit({ client, model: 'm', policy: {}, tokens: 0, units: 0, now })) as Admission
+    if (admission.outcome !== 'allow') throw new Error(`not allowed: ${admission.outcome}`)
+    return admission.reservation
+  }
+  // A new client's record is stored at once.
+  const first = await admit(t)
+  expect(await storedVolumeCount(stub)).toBe(1)
+  // The next admission is seen, not yet stored; its report stores it, even one without observations.
+  const second = await admit(t + 10)
+  expect(await storedVolumeCount(stub)).toBe(1)
+  await stub.settle({ client, model: 'm', policy: {}, reservation: second, tokens: 0, units: 0, report: null, now: t + 20 })
+  expect(await storedVolumeCount(stub)).toBe(2)
+  // A call whose report never comes: the alarm stores what was seen.
+  await admit(t + 30)
+  expect(await storedVolumeCount(stub)).toBe(2)
+  expect(await runDurableObjectAlarm(stub)).toBe(true)
+  expect(await storedVolumeCount(stub)).toBe(3)
+  await stub.settle({ client, model: 'm', policy: {}, reservation: first, tokens: 0, units: 0, report: null, now: t + 40 })
+})

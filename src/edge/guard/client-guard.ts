@@ -77,6 +77,13 @@ export class ClientGuard extends DurableObject<Env> {
   // not known yet): spares a storage read on every admitted call.
   private alarmAt: number | null | undefined = undefined
   private signalsSavedAt = 0
+  // Whether the client's record has been stored at least once, and whether
+  // what is in memory is newer (only ever the volume detector's state).
+  private metaSaved = false
+  private metaDirty = false
+  // Each model's latest readings, the stored ones included (undefined: not
+  // read yet): rescoring needs them all on every report.
+  private readingsByModel: Map<string, SignalReading[]> | undefined = undefined
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -89,7 +96,10 @@ export class ClientGuard extends DurableObject<Env> {
       sql.exec('CREATE TABLE IF NOT EXISTS model_signals (model TEXT PRIMARY KEY, state TEXT NOT NULL, readings TEXT NOT NULL, updated_at INTEGER NOT NULL)')
       sql.exec(`INSERT INTO guard_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT DO UPDATE SET value = excluded.value`, String(SCHEMA_VERSION))
       const stored = sql.exec<{ value: string }>(`SELECT value FROM guard_meta WHERE key = 'client'`).toArray()[0]
-      if (stored) this.meta = { ...freshMeta(), ...(JSON.parse(stored.value) as ClientMeta) }
+      if (stored) {
+        this.meta = { ...freshMeta(), ...(JSON.parse(stored.value) as ClientMeta) }
+        this.metaSaved = true
+      }
     })
   }
 
@@ -100,6 +110,8 @@ export class ClientGuard extends DurableObject<Env> {
 
   private saveMeta(): void {
     this.ctx.storage.sql.exec(`INSERT INTO guard_meta (key, value) VALUES ('client', ?) ON CONFLICT DO UPDATE SET value = excluded.value`, JSON.stringify(this.meta))
+    this.metaSaved = true
+    this.metaDirty = false
   }
 
   // Resolving a policy (merging, validating, filling defaults) cost more than
@@ -145,14 +157,17 @@ export class ClientGuard extends DurableObject<Env> {
     return this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM reservations WHERE expires_at > ?`, now).one().n
   }
 
-  private coolDown(now: number): void {
+  // Returns whether the action cooled down to observe.
+  private coolDown(now: number): boolean {
     if (this.meta.action !== 'observe' && this.meta.actionSince !== null && now - this.meta.actionSince >= this.meta.cooldownMs) {
       this.meta.action = 'observe'
       this.meta.actionSince = null
       this.meta.risk = 0
       this.meta.signals = []
       this.clearSignals()
+      return true
     }
+    return false
   }
 
   // Asks before the call: every limit is checked first and only if all pass
@@ -162,7 +177,7 @@ export class ClientGuard extends DurableObject<Env> {
     this.meta.identity ??= request.client
     const policy = this.policyFor(request.policy)
     this.meta.cooldownMs = policy.cooldown_seconds * 1000
-    this.coolDown(now)
+    const cooled = this.coolDown(now)
     const { action, risk } = this.meta
     if (!policy.enabled) return { outcome: 'allow', reservation: UNTRACKED_RESERVATION, action: 'observe', masking: null, risk }
     if (action === 'block') {
@@ -212,10 +227,16 @@ export class ClientGuard extends DurableObject<Env> {
     this.addDaily('budget_units', day, request.units)
     const reservation = createId('grs')
     this.ctx.storage.sql.exec(`INSERT INTO reservations (id, tokens, units, day, expires_at) VALUES (?, ?, ?, ?, ?)`, reservation, request.tokens, request.units, day, now + RESERVATION_TTL_MS)
+    // The volume detector's state is the only part of the client's record an
+    // admission changes (unless it is new, or an action just cooled down):
+    // like the other detectors' state it is written behind, by this call's
+    // report, the next call that changes more, or the alarm.
     this.meta.volume ??= createVolumeState(DEFAULT_VOLUME_OPTIONS, now)
     observeVolume(this.meta.volume, DEFAULT_VOLUME_OPTIONS, now)
-    this.saveMeta()
-    await this.scheduleAlarm(now)
+    if (!this.metaSaved || cooled) this.saveMeta()
+    else this.metaDirty = true
+    // This reservation expires at now + TTL; an alarm set for then or sooner already covers it.
+    await this.scheduleAlarmBy(now + RESERVATION_TTL_MS, now)
     const masking = actionRank(action) >= actionRank('degrade') ? policy.degrade_masking : null
     return { outcome: 'allow', reservation, action, masking, risk }
   }
@@ -243,7 +264,10 @@ export class ClientGuard extends DurableObject<Env> {
       if (request.tokens === null && request.report === null) this.addDaily('daily_requests', held.day, -1)
       this.ctx.storage.sql.exec(`DELETE FROM reservations WHERE id = ?`, request.reservation)
     }
-    if (!policy.enabled || request.report === null) return { risk: this.meta.risk, action: this.meta.action, escalated: false }
+    if (!policy.enabled || request.report === null) {
+      if (this.metaDirty) this.saveMeta()
+      return { risk: this.meta.risk, action: this.meta.action, escalated: false }
+    }
 
     const options = signalOptions(policy, hashString(request.client.tenantId))
     const entry = this.loadModel(request.model, request.report.kind)
@@ -263,6 +287,7 @@ export class ClientGuard extends DurableObject<Env> {
       })
     }
     entry.readings = readSignals(entry.signals, options, policy)
+    this.storedReadings().set(request.model, entry.readings)
     await this.saveSignalsBehind(request.model, now)
 
     const readings = [...this.allReadings()]
@@ -284,11 +309,21 @@ export class ClientGuard extends DurableObject<Env> {
     return { risk: assessment.score, action: this.meta.action, escalated }
   }
 
+  private storedReadings(): Map<string, SignalReading[]> {
+    if (!this.readingsByModel) {
+      this.readingsByModel = new Map()
+      for (const row of this.ctx.storage.sql.exec<{ model: string; readings: string }>(`SELECT model, readings FROM model_signals`)) {
+        this.readingsByModel.set(row.model, JSON.parse(row.readings) as SignalReading[])
+      }
+    }
+    return this.readingsByModel
+  }
+
   private *allReadings(): Iterable<SignalReading> {
     // The strongest reading of each signal across the client's models.
     const best = new Map<string, SignalReading>()
-    for (const row of this.ctx.storage.sql.exec<{ model: string; readings: string }>(`SELECT model, readings FROM model_signals`)) {
-      const readings = this.models.get(row.model)?.readings ?? (JSON.parse(row.readings) as SignalReading[])
+    for (const [model, stored] of this.storedReadings()) {
+      const readings = this.models.get(model)?.readings ?? stored
       for (const reading of readings) {
         const current = best.get(reading.signal)
         if (!current || reading.strength > current.strength) best.set(reading.signal, reading)
@@ -323,6 +358,7 @@ export class ClientGuard extends DurableObject<Env> {
       for (const row of sql.exec<{ model: string }>(`SELECT model FROM model_signals ORDER BY updated_at LIMIT ?`, extra).toArray()) {
         sql.exec(`DELETE FROM model_signals WHERE model = ?`, row.model)
         this.models.delete(row.model)
+        this.readingsByModel?.delete(row.model)
       }
     }
   }
@@ -331,6 +367,7 @@ export class ClientGuard extends DurableObject<Env> {
     this.ctx.storage.sql.exec(`DELETE FROM model_signals`)
     this.models.clear()
     this.unsaved.clear()
+    this.readingsByModel = new Map()
   }
 
   // Saves now if the last save is older than the interval; otherwise leaves
@@ -440,6 +477,13 @@ export class ClientGuard extends DurableObject<Env> {
     this.meta.syncedAt = now
     this.meta.syncedRisk = this.meta.risk
     this.saveMeta()
+  }
+
+  // Makes sure an alarm runs by `at`: with the alarm's time known and no
+  // later than that, nothing to read or write.
+  private async scheduleAlarmBy(at: number, now: number): Promise<void> {
+    if (typeof this.alarmAt === 'number' && this.alarmAt <= at) return
+    await this.scheduleAlarm(now)
   }
 
   private async scheduleAlarm(now: number): Promise<void> {
