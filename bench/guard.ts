@@ -129,17 +129,28 @@ for (let c = 0; c < 20; c++) {
 console.log(`  ${flagged} of 20 clients left 'observe'; highest risk any benign client reached: ${highest.toFixed(3)}`)
 
 // Benign accuracy the guard costs: DAWN's marks (a benign client's answers
-// are otherwise untouched unless it is flagged), measured on the test digits.
-await markAll(digits.test.images)
-let benignMarked = 0
-let guardedCorrect = 0
-digits.test.images.forEach((x, i) => {
-  const choice = pendingMarks.get(x)
-  const marked = choice?.selected === true && choice.kind === 'mark'
-  if (marked) benignMarked++
-  if ((marked ? choice.label : argmax(predict(victim, x))) === digits.test.labels[i]) guardedCorrect++
-})
-const benignCost = victimAccuracy - guardedCorrect / digits.test.images.length
+// are otherwise untouched unless it is flagged). Which answers are marked is
+// a keyed hash, blind to the input, so the cost's expectation is the share ×
+// the victim's accuracy; measured on the 1,500 test digits, and on all 3,000
+// held-out digits for a sample half as noisy.
+function dawnCost(set: Digits): { cost: number; marked: number } {
+  let marked = 0
+  let plain = 0
+  let guarded = 0
+  set.images.forEach((x, i) => {
+    const choice = pendingMarks.get(x)
+    const isMark = choice?.selected === true && choice.kind === 'mark'
+    if (isMark) marked++
+    const label = argmax(predict(victim, x))
+    if (label === set.labels[i]) plain++
+    if ((isMark ? choice.label : label) === set.labels[i]) guarded++
+  })
+  return { cost: (plain - guarded) / set.images.length, marked }
+}
+await markAll([...digits.test.images, ...digits.benign.images])
+const heldOut: Digits = { images: [...digits.test.images, ...digits.benign.images], labels: [...digits.test.labels, ...digits.benign.labels] }
+const benignCost = dawnCost(digits.test)
+const heldOutCost = dawnCost(heldOut)
 
 console.log('\nthieves\' surrogates (784-64-10, 8 epochs): test accuracy / fidelity to the victim, per masking mode; DAWN verdict on the marks they got')
 const probabilityThieves = attacks.filter((attack) => attack.name.startsWith('Knockoff') || attack.name.startsWith('blended') || attack.name.startsWith('uniform'))
@@ -163,7 +174,9 @@ for (const attack of [...probabilityThieves, attacks[0]!, attacks[4]!]) {
   }
   console.log(`  ${attack.name}\n    ${cells.join('\n    ')}`)
 }
-console.log(`\nbenign accuracy cost of the recommended policy: ${(benignCost * 100).toFixed(2)} points measured (DAWN marked ${benignMarked} of ${digits.test.images.length} test answers), ${(policy.watermark_share * victimAccuracy * 100).toFixed(2)} expected; benign clients degraded: ${flagged}`)
+console.log(
+  `\nbenign accuracy cost of the recommended policy: ${(benignCost.cost * 100).toFixed(2)} points on the ${digits.test.images.length} test digits (DAWN marked ${benignCost.marked}), ${(heldOutCost.cost * 100).toFixed(2)} on all ${heldOut.images.length} held-out digits (${heldOutCost.marked} marked), ${(policy.watermark_share * victimAccuracy * 100).toFixed(2)} expected; benign clients degraded: ${flagged}`,
+)
 const sorted = [...cpu].sort((a, b) => a - b)
 console.log(`guard CPU per query (detectors + risk + ladder, in-process, this machine): median ${(sorted[Math.floor(sorted.length / 2)]! * 1000).toFixed(1)} µs, worst client ${(sorted[sorted.length - 1]! * 1000).toFixed(1)} µs`)
 console.log(`guard state per client and model (encoded as stored): at most ${Math.max(...bytes)} bytes`)

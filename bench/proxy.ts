@@ -137,7 +137,7 @@ try {
   console.log(`  the pipeline over the bare route: throughput ratio ${(moat.requests.average / passthrough.requests.average).toFixed(2)} (target ≥ 0.85); added latency one at a time: p50 ${ms(moatOne.p50 - passthroughOne.p50)} ms, p99 ${ms(moatOne.p99 - passthroughOne.p99)} ms (targets ≤ 0.5 ms, ≤ 3 ms), of which the guard alone p50 ${ms(guardOne.p50 - passthroughOne.p50)} ms and moderation alone ${ms(moderationOne.p50 - passthroughOne.p50)} ms; saturated: p50 +${moat.latency.p50 - passthrough.latency.p50} ms, p99 +${moat.latency.p99 - passthrough.latency.p99} ms`)
   console.log(`  the whole edge over the upstream, one at a time: added p50 ${ms(moatOne.p50 - directOne.p50)} ms, p99 ${ms(moatOne.p99 - directOne.p99)} ms; saturated throughput ratio ${(moat.requests.average / direct.requests.average).toFixed(2)}`)
   console.log(`  status codes: bare ${JSON.stringify(passthrough.statusCodeStats)}, full ${JSON.stringify(moat.statusCodeStats)}`)
-  if (profile) printProfile(profile)
+  if (profile) printProfile(profile, Number(process.env.BENCH_PROFILE_TOP ?? 25))
 } finally {
   await edge.stop()
   await upstream.close()
