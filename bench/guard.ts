@@ -17,7 +17,7 @@ import { argmax, createMlp, oneHot, predict, train, type Mlp } from './guard/mlp
 const ROOT = join(import.meta.dirname, '..')
 
 const started = performance.now()
-const digits = loadDigits(ROOT)
+const digits = loadDigits()
 const victim = createMlp(784, 64, 10, 1)
 train(victim, digits.train.images, digits.train.labels.map((label) => oneHot(label)), { epochs: 4, rate: 0.05, seed: 2 })
 // The recommended policy is the defaults plus the tenant's benign baseline

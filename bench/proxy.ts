@@ -2,7 +2,9 @@ import autocannon from 'autocannon'
 import { printProfile, profileWorkerd } from '../scripts/cpu-profile.ts'
 import { freePort } from '../scripts/local-stack.ts'
 import { startMiniflareEdge } from '../scripts/miniflare-edge.ts'
+import { seededRandom } from '../src/shared/guard/seeded-random.ts'
 import { startFakeUpstream } from '../test/e2e/support/fake-upstream.ts'
+import { randomWords } from './varied-text.ts'
 
 // The protected proxy's cost: the same chat completion load (autocannon, a
 // fixed time, 16 connections, prompts that vary) sent to the upstream
@@ -17,11 +19,8 @@ const DURATION = Number(process.env.BENCH_SECONDS ?? 10)
 const CONNECTIONS = 16
 const PROFILE = process.env.BENCH_PROFILE === '1'
 
-// Prompts that do not look templated (the guard refuses template floods).
-const WORDS = 'river garden winter music engine bridge lantern harbor meadow violin canyon orbit pepper marble falcon quartz ribbon saddle tundra velvet walnut yellow zephyr anchor basket candle dolphin ember feather glacier hammock island jasmine kettle lemon mirror nutmeg oyster pebble quiver rocket saffron thimble umbrella vapor willow'.split(' ')
-let state = 12345
-const random = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0), state / 2 ** 32)
-const prompt = () => Array.from({ length: 4 + Math.floor(random() * 12) }, () => WORDS[Math.floor(random() * WORDS.length)]).join(' ')
+const random = seededRandom(12345)
+const prompt = () => randomWords(random, 12)
 
 async function load(url: string, headers: Record<string, string>, model: string, connections = CONNECTIONS) {
   const result = await autocannon({

