@@ -265,8 +265,11 @@ async function taskArithmetic(runner: KernelRunner, job: TensorMerge): Promise<F
   }
   const rescale = asBoolean(job.params.rescale)
   const sparsification = METHOD_SPECS[job.method].sparsification
-  if (!rescale && (sparsification === 'magnitude' || sparsification === 'magnitude_outliers')) {
-    // Without rescale no norm is needed: the prune happens inside the combine.
+  // Without rescale no norm is needed: on the CPU the prune happens inside the
+  // combine. The GPU's combine has no masks (their positions run in index
+  // order, a serial count), so there the prune zeroes the task vectors in
+  // memory (sparsify) and the sign election and disjoint merge run on the GPU.
+  if (!rescale && runner.device === 'cpu' && (sparsification === 'magnitude' || sparsification === 'magnitude_outliers')) {
     const keepAll = chunks.map((): RankMask => ({ lo: null, hi: null }))
     const masks: RankMask[][] = []
     for (const input of job.inputs) {

@@ -7,6 +7,8 @@ import { runKernel, type KernelCall, type KernelResult } from './kernels.ts'
 // see them; results come back in the order of the calls.
 
 export type KernelRunner = {
+  // Where the element-wise ops run: merge-tensor.ts picks the path that suits each.
+  device: 'cpu' | 'webgpu'
   threads: number
   run(calls: KernelCall[]): Promise<KernelResult[]>
   close(): Promise<void>
@@ -27,7 +29,7 @@ export function sharedFloat32(length: number): Float32Array {
 export function createKernelRunner(options: KernelRunnerOptions = {}): KernelRunner {
   const threads = Math.max(1, Math.floor(options.threads ?? defaultThreads()))
   if (threads === 1) {
-    return { threads, run: async (calls) => calls.map(runKernel), close: async () => {} }
+    return { device: 'cpu', threads, run: async (calls) => calls.map(runKernel), close: async () => {} }
   }
 
   const workers = Array.from({ length: threads }, () => new Worker(new URL('./cpu-worker.ts', import.meta.url)))
@@ -69,6 +71,7 @@ export function createKernelRunner(options: KernelRunnerOptions = {}): KernelRun
   }
 
   return {
+    device: 'cpu',
     threads,
     run(calls) {
       if (failure) return Promise.reject(failure)
