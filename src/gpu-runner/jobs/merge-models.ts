@@ -10,6 +10,7 @@ import { JobError } from '../job-error.ts'
 import type { JobContext } from '../job-registry.ts'
 import { defaultThreads } from '../merge/cpu/kernel-runner.ts'
 import { planMerge } from '../merge/merge-plan.ts'
+import { createMergeRunner, parseMergeDevice } from '../merge/merge-runner.ts'
 import { MergeError } from '../merge/merge-tensor.ts'
 import { openConfigModels } from '../merge/open-models.ts'
 import { companionFiles, runMerge } from '../merge/run-merge.ts'
@@ -54,21 +55,24 @@ export async function mergeModels(context: JobContext<'merge'>): Promise<MergeRe
       const plan = planMerge(config, opened.models)
       const tokenizerModel = config.tokenizer_source && config.tokenizer_source !== 'base' ? config.tokenizer_source : (config.base_model ?? plan.tensors[0]?.inputs[0]?.model)
       const outDir = join(work, 'out')
+      const extraFiles = [
+        { name: 'mergekit_config.yml', content: toYaml(params.config) },
+        ...(tokenizerModel ? await companionFiles(dirs.get(tokenizerModel)!, plan.layers) : []),
+      ]
+      // The runner host's choice, not the job's: MOAT_MERGE_DEVICE=webgpu where it has a GPU.
+      const runner = await createMergeRunner({ device: parseMergeDevice(process.env.MOAT_MERGE_DEVICE ?? 'cpu', 'MOAT_MERGE_DEVICE'), threads: defaultThreads() })
       const outcome = await runMerge({
         plan,
         outDir,
-        threads: defaultThreads(),
+        runner,
         seed: params.seed,
         refuseNonFinite: params.refuse_non_finite,
         signal,
         onProgress: (progress) => context.reportProgress({ done: progress.tensorsDone, total: progress.tensorsTotal, unit: 'tensors' }),
         afterTensor: context.checkpoint,
         onNonFinite: (report) => context.logger.warn('non-finite values in a merge input', report),
-        extraFiles: [
-          { name: 'mergekit_config.yml', content: toYaml(params.config) },
-          ...(tokenizerModel ? await companionFiles(dirs.get(tokenizerModel)!, plan.layers) : []),
-        ],
-      })
+        extraFiles,
+      }).finally(() => runner.close())
       const files: ArtifactRef[] = []
       for (const name of outcome.files) {
         const uploaded = await uploadArtifactFile(context.edge, { jobId: context.job.job_id, filename: name, path: join(outDir, name), signal })

@@ -6,6 +6,7 @@ import { SafetensorsError } from '../../shared/safetensors-header.ts'
 import { DEFAULT_SHARD_BYTES } from '../tensors/sharded-writer.ts'
 import { defaultThreads } from './cpu/kernel-runner.ts'
 import { planMerge, type MergePlan } from './merge-plan.ts'
+import { createMergeRunner, parseMergeDevice } from './merge-runner.ts'
 import { MergeError } from './merge-tensor.ts'
 import { openConfigModels, relativeTo } from './open-models.ts'
 import { createProgressBar } from './progress-bar.ts'
@@ -23,7 +24,10 @@ Model paths in the config are relative to the config file.
 Options:
   --dry-run               print the plan (every output tensor, its sources and method) and stop
   --threads N             kernel threads (default: ${defaultThreads()}, the cores available)
-  --device cpu            where kernels run; only cpu is built
+  --device DEVICE         where kernels run: cpu (default) or webgpu (WGSL shaders
+                          through Dawn for the element-wise ops and the TIES/DARE
+                          combine, the rest on the CPU threads; needs a Vulkan
+                          driver, or VK_ICD_FILENAMES for SwiftShader)
   --out-shard-size SIZE   largest output shard, bytes or with K/M/B/G (default 5B, as mergekit)
   --seed N                seed for DARE and DELLA masks (default 0)
   --refuse-non-finite     fail when an input holds NaN or infinity (default: report and go on)
@@ -92,7 +96,7 @@ export async function main(args: string[]): Promise<void> {
   }
 
   try {
-    if (values.device !== 'cpu') throw new MergeError(`--device ${values.device}: only the cpu backend is built`)
+    const device = parseMergeDevice(values.device)
     const threads = values.threads === undefined ? defaultThreads() : Number(values.threads)
     if (!Number.isInteger(threads) || threads < 1) throw new MergeError('--threads must be a positive integer')
     const seed = Number(values.seed)
@@ -114,11 +118,13 @@ export async function main(args: string[]): Promise<void> {
         ...(tokenizerModel ? await companionFiles(opened.dirs.get(tokenizerModel)!, plan.layers) : []),
       ]
       const bar = values['no-progress'] ? null : createProgressBar(process.stderr)
+      // Opened after the plan, so a bad config fails before a GPU is looked for.
+      const runner = await createMergeRunner({ device, threads })
       const started = Date.now()
       const outcome = await runMerge({
         plan,
         outDir: outDir!,
-        threads,
+        runner,
         maxShardBytes,
         seed,
         refuseNonFinite: values['refuse-non-finite'],
@@ -128,7 +134,7 @@ export async function main(args: string[]): Promise<void> {
           bar?.clear()
           process.stderr.write(`warning: tensor ${report.tensor} of ${report.model} holds ${report.count} NaN or infinite values\n`)
         },
-      })
+      }).finally(() => runner.close())
       bar?.finish()
       const seconds = (Date.now() - started) / 1000
       process.stderr.write(

@@ -80,4 +80,20 @@ describe('merge job', () => {
     expect(resultOf(world.edge, 'job_bad')).toMatchObject({ status: 'failed', error: { code: 'invalid_config', message: expect.stringMatching(/base_model: ties needs a base_model/) } })
     expect(resultOf(world.edge, 'job_missing')).toMatchObject({ status: 'failed', error: { code: 'artifact_missing' } })
   })
+
+  // The runner host picks the device; a value it does not know fails the job, never falls back silently.
+  it('reads the device from MOAT_MERGE_DEVICE', async () => {
+    world = await startWorld()
+    const models = { mdl_a: await modelArtifacts(world, 'a') }
+    const previous = process.env.MOAT_MERGE_DEVICE
+    process.env.MOAT_MERGE_DEVICE = 'tpu'
+    try {
+      await signedPost(world.runner.url, '/jobs', mergeDispatch('job_device', { merge_method: 'linear', models: [{ model: 'mdl_a', parameters: { weight: 1 } }] }, models))
+      await waitFor(() => resultOf(world!.edge, 'job_device') !== undefined, 10_000, 'the result')
+    } finally {
+      if (previous === undefined) delete process.env.MOAT_MERGE_DEVICE
+      else process.env.MOAT_MERGE_DEVICE = previous
+    }
+    expect(resultOf(world.edge, 'job_device')).toMatchObject({ status: 'failed', error: { code: 'merge_failed', message: 'MOAT_MERGE_DEVICE "tpu": expected cpu or webgpu' } })
+  })
 })

@@ -50,6 +50,31 @@ describe('the WebGPU kernel runner on SwiftShader', () => {
   }, 150_000)
 })
 
+describe('moat merge --device webgpu', () => {
+  const BIN = join(import.meta.dirname, '../../../bin/moat.js')
+  const moat = (args: string[], icd: string) =>
+    promisify(execFile)(process.execPath, [BIN, ...args], { env: { ...process.env, VK_ICD_FILENAMES: icd, LD_LIBRARY_PATH: '/usr/lib/chromium' }, timeout: 60_000 }).then(
+      ({ stderr }) => ({ code: 0, stderr }),
+      (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+    )
+
+  it('merges on SwiftShader, and says how to get an adapter when there is none', async () => {
+    expect(existsSync(SWIFTSHADER), `install Debian's chromium for ${SWIFTSHADER}`).toBe(true)
+    const dir = await mkdtemp(join(tmpdir(), 'moat-merge-webgpu-cli-'))
+    try {
+      const run = await moat(['merge', join(CONFIG_DIR, 'dare_ties.yml'), join(dir, 'out'), '--device', 'webgpu', '--no-progress'], SWIFTSHADER)
+      expect(run.stderr).toMatch(/merged 30 tensors/)
+      expect(run.code).toBe(0)
+      expect(await readdir(join(dir, 'out'))).toContain('model.safetensors')
+      const none = await moat(['merge', join(CONFIG_DIR, 'dare_ties.yml'), join(dir, 'none'), '--device', 'webgpu'], join(dir, 'no-such-icd.json'))
+      expect(none.code).toBe(1)
+      expect(none.stderr).toMatch(/moat merge: no WebGPU adapter: .*set VK_ICD_FILENAMES for SwiftShader/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 90_000)
+})
+
 describe('without a GPU', () => {
   it('sets the DARE threshold so that draw < threshold decides as uniformAt(…) < p', () => {
     const ps = [0, 1, 0.5, 1 / 3, 0.1, 0.9, 1e-9, 1 - 1e-9, -0.5, 1.5, NaN, 3 / 16777216, 3 / 16777216 + 1e-12, 3 / 16777216 - 1e-12]
