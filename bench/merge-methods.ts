@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { METHOD_SPECS, MERGE_METHODS, type MergeMethodName } from '../src/shared/merge-methods.ts'
 import { createArrayPool } from '../src/gpu-runner/merge/array-pool.ts'
-import { createKernelRunner, defaultThreads, sharedFloat32 } from '../src/gpu-runner/merge/cpu/kernel-runner.ts'
+import { createKernelRunner, defaultThreads, sharedFloat32, type KernelRunner } from '../src/gpu-runner/merge/cpu/kernel-runner.ts'
 import { mergeTensor, type MergeInput } from '../src/gpu-runner/merge/merge-tensor.ts'
 import { decodeOnRunner, encodeOnRunner } from '../src/gpu-runner/merge/threaded-codec.ts'
 import { encodedSize, encodeFromFloat32, type WritableDtype } from '../src/gpu-runner/tensors/dtype-codec.ts'
@@ -12,9 +12,15 @@ import { seededUniform } from '../scripts/merge-fixtures/synthetic-model.ts'
 // back, timed, each step on the kernel threads as `moat merge` runs it (the
 // stored bytes sit in shared memory, as a read puts them). Each method runs in
 // a child process of its own so its peak RSS is its own. Run without
-// arguments for the whole table.
+// arguments for the whole table (BENCH_METHODS=linear,ties for some rows).
+//
+// BENCH_DEVICE=webgpu runs the same table on the WebGPU kernel runner (the
+// element-wise ops on the GPU, the rest on the kernel threads; set
+// VK_ICD_FILENAMES for SwiftShader where there is no GPU, whose figures time
+// the correctness path on a CPU emulation, not a GPU's speed).
 
 const SIDE = Number(process.env.BENCH_SIDE ?? 4096)
+const DEVICE = process.env.BENCH_DEVICE ?? 'cpu'
 const N = SIDE * SIDE
 const STEADY_ROUNDS = 3
 
@@ -48,7 +54,8 @@ async function measure(method: MergeMethodName, dtype: WritableDtype, threads: n
   const withBase = spec.needsBase || method === 'nuslerp'
   const modelCount = method === 'passthrough' ? 1 : method === 'slerp' ? 1 : method === 'linear' ? 3 : 2
   const stored = Array.from({ length: modelCount + (withBase ? 1 : 0) }, (_, i) => storedTensor(i + 1, dtype))
-  const runner = createKernelRunner({ threads })
+  const runner: KernelRunner & { counts?: { gpu: number; cpu: number } } =
+    DEVICE === 'webgpu' ? await (await import('../src/gpu-runner/merge/webgpu/webgpu-kernel-runner.ts')).createWebGpuKernelRunner({ threads }) : createKernelRunner({ threads })
   // Threads start once per process, not per tensor: not part of a merge's time.
   await runner.run([{ op: 'scale', start: 0, end: 1, array: sharedFloat32(1), factor: 1 }])
   const pool = createArrayPool()
@@ -70,10 +77,12 @@ async function measure(method: MergeMethodName, dtype: WritableDtype, threads: n
     pool.release(decoded)
   }
   await runner.close()
+  // Of the kernel calls (chunks) in a merge, decode and encode included, the share run on the GPU.
+  const onGpu = runner.counts ? runner.counts.gpu / (runner.counts.gpu + runner.counts.cpu) : 0
   const inputBytes = stored.reduce((sum, bytes) => sum + bytes.byteLength, 0)
   const [firstSeconds, ...steady] = timings as [number, ...number[]]
   const seconds = steady.sort((a, b) => a - b)[Math.floor(steady.length / 2)]!
-  return { method, dtype, tensors: stored.length, seconds, gbPerSecond: inputBytes / 1e9 / seconds, firstSeconds, peakRssMb: process.resourceUsage().maxRSS / 1024 }
+  return { method, dtype, tensors: stored.length, seconds, gbPerSecond: inputBytes / 1e9 / seconds, firstSeconds, peakRssMb: process.resourceUsage().maxRSS / 1024, onGpu }
 }
 
 const [method, dtype, threads] = process.argv.slice(2)
@@ -81,14 +90,26 @@ if (method) {
   process.stdout.write(`${JSON.stringify(await measure(method as MergeMethodName, dtype as WritableDtype, Number(threads)))}\n`)
 } else {
   const threadCount = Number(process.env.BENCH_THREADS ?? defaultThreads())
-  console.log(`merge kernels: ${SIDE} x ${SIDE} tensors, ${threadCount} threads; decode + merge + encode, wall time (steady: arrays reused, median of ${STEADY_ROUNDS} rounds; first: fresh memory)`)
-  console.log('| method | dtype | inputs | wall | GB/s of input | first tensor | peak RSS |')
-  console.log('|---|---|---|---|---|---|---|')
-  for (const name of MERGE_METHODS) {
+  const methods = process.env.BENCH_METHODS ? (process.env.BENCH_METHODS.split(',') as MergeMethodName[]) : MERGE_METHODS
+  const unknown = methods.filter((name) => !MERGE_METHODS.includes(name))
+  if (unknown.length > 0) throw new Error(`BENCH_METHODS: unknown ${unknown.join(', ')}`)
+  let device = `${threadCount} threads`
+  if (DEVICE === 'webgpu') {
+    const { openGpuDevice } = await import('../src/gpu-runner/merge/webgpu/gpu-device.ts')
+    const gpu = await openGpuDevice()
+    device = `WebGPU on ${gpu.adapter} (the rest on ${threadCount} threads)`
+    gpu.destroy()
+  } else if (DEVICE !== 'cpu') throw new Error(`BENCH_DEVICE ${DEVICE}: expected cpu or webgpu`)
+  console.log(`merge kernels: ${SIDE} x ${SIDE} tensors, ${device}; decode + merge + encode, wall time (steady: arrays reused, median of ${STEADY_ROUNDS} rounds; first: fresh memory)`)
+  const gpuColumn = DEVICE === 'webgpu'
+  console.log(`| method | dtype | inputs | wall | GB/s of input | first tensor | peak RSS |${gpuColumn ? ' calls on GPU |' : ''}`)
+  console.log(`|---|---|---|---|---|---|---|${gpuColumn ? '---|' : ''}`)
+  for (const name of methods) {
     for (const storedDtype of ['F32', 'BF16'] as const) {
       const line = execFileSync(process.execPath, [import.meta.filename, name, storedDtype, String(threadCount)], { encoding: 'utf8' })
       const result = JSON.parse(line) as Awaited<ReturnType<typeof measure>>
-      console.log(`| ${name} | ${storedDtype} | ${result.tensors} | ${result.seconds.toFixed(2)} s | ${result.gbPerSecond.toFixed(2)} | ${result.firstSeconds.toFixed(2)} s | ${result.peakRssMb.toFixed(0)} MB |`)
+      const gpuCell = gpuColumn ? ` ${(result.onGpu * 100).toFixed(0)}% |` : ''
+      console.log(`| ${name} | ${storedDtype} | ${result.tensors} | ${result.seconds.toFixed(2)} s | ${result.gbPerSecond.toFixed(2)} | ${result.firstSeconds.toFixed(2)} s | ${result.peakRssMb.toFixed(0)} MB |${gpuCell}`)
     }
   }
 }
