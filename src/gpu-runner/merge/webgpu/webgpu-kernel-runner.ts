@@ -75,8 +75,9 @@ function magnitudeSum(array: Float32Array, start: number, end: number): number {
   return sum
 }
 
+// Shaders by key, generated once per process.
 const shaders = new Map<string, Shader>()
-function cached(make: () => Shader, key: string): Shader {
+function cached(key: string, make: () => Shader): Shader {
   let shader = shaders.get(key)
   if (!shader) {
     shader = make()
@@ -92,7 +93,7 @@ function planFor(call: KernelCall): GpuPlan | null {
   switch (call.op) {
     case 'sub':
       return {
-        shader: cached(subShader, 'sub'),
+        shader: cached('sub', subShader),
         head: [count, start, 0, 0],
         floats: [],
         start,
@@ -104,11 +105,11 @@ function planFor(call: KernelCall): GpuPlan | null {
         output: 0,
       }
     case 'scale':
-      return { shader: cached(scaleShader, 'scale'), head: [count, start, 0, 0], floats: [call.factor], start, count, bindings: [{ array: call.array, upload: true }], output: 0 }
+      return { shader: cached('scale', scaleShader), head: [count, start, 0, 0], floats: [call.factor], start, count, bindings: [{ array: call.array, upload: true }], output: 0 }
     case 'bernoulliMask': {
       const array = call.array
       return {
-        shader: cached(bernoulliShader, 'bernoulliMask'),
+        shader: cached('bernoulliMask', bernoulliShader),
         head: [count, start, call.key >>> 0, bernoulliThreshold(call.p)],
         floats: [],
         start,
@@ -123,7 +124,7 @@ function planFor(call: KernelCall): GpuPlan | null {
       if (call.layout.kind !== 'flat') return null
       const k = call.arrays.length
       return {
-        shader: cached(() => affineShader(k), `affine:${k}`),
+        shader: cached(`affine:${k}`, () => affineShader(k)),
         head: [count, start, 0, 0],
         floats: Array.from(call.coefficients.subarray(0, k)),
         start,
@@ -140,12 +141,12 @@ function planFor(call: KernelCall): GpuPlan | null {
       if (fromInputs && call.consensus) return null
       const k = call.deltas.length
       const { consensus, normalize, lambda, weights } = call
-      const shape = { k, consensus, normalize, fromInputs, signs: weightSigns(weights) }
-      const shader = taskCombineShader(shape)
+      const signs = weightSigns(weights)
+      const shape = { k, consensus, normalize, fromInputs, signs }
       const total = weights.reduce((a, b) => a + b, 0)
       const divisor = normalize ? (Math.abs(total) < 1e-8 ? 1 : total) : 1
       return {
-        shader: cached(() => shader, shader.key),
+        shader: cached(`taskCombine:${k}:${consensus}:${normalize}:${fromInputs}:${signs.join('')}`, () => taskCombineShader(shape)),
         head: [count, start, 0, 0],
         floats: consensus ? [...weights, lambda] : [...weights, divisor, lambda],
         start,

@@ -125,11 +125,13 @@ export type TaskCombineShape = {
 // model − base in float32 for fromInputs (exactly the CPU's Math.fround).
 // With consensus, the sign election decides on bits as the CPU's does: a
 // delta agrees when it is nonzero and the sign of w·d (the delta's sign bit,
-// flipped by a negative weight) matches the sign
-// of Σ w·d (negative only when the sum is < 0: -0 and NaN count as +). Deciding
-// from the float32 product instead would drop a subnormal delta whose product
-// underflows, and with it its weight from the divisor. Agreement multiplies
-// (x × 0 or 1, not a select), so a dropped infinity gives NaN as on the CPU.
+// flipped by a negative weight) matches the sign of Σ w·d (negative only
+// when the sum is < 0: -0 and NaN count as +). Deciding from the float32
+// product instead would drop a subnormal delta whose product underflows (or
+// is flushed to zero), and with it its weight from the divisor. Agreement
+// multiplies (x × 0 or 1, not a select), so a dropped infinity gives NaN as
+// on the CPU. The sum's sign is the float32 sum's: where the float64 sum is
+// within rounding of zero the two may elect differently.
 export function taskCombineShader({ k, consensus, normalize, fromInputs, signs }: TaskCombineShape): Shader {
   const models = Array.from({ length: k }, (_, m) => m)
   const storage = [...models.map((m) => `read> d${m}: array<f32`), 'read> base: array<f32', 'read_write> out: array<f32']
