@@ -10,7 +10,7 @@ import { createId } from '../../shared/ids.ts'
 import type { Env } from '../env.ts'
 import { emitEvent, eventId } from '../webhooks/emit-event.ts'
 import { clientId } from './client-id.ts'
-import { UNTRACKED_RESERVATION, type Admission, type AdmitRequest, type ClientIdentity, type ClientView, type SettleRequest } from './guard-protocol.ts'
+import { UNTRACKED_RESERVATION, type Admission, type AdmitRequest, type ClassifierReport, type ClientIdentity, type ClientView, type LlmReport, type SettleRequest } from './guard-protocol.ts'
 
 const MINUTE_MS = 60_000
 const DAY_MS = 86_400_000
@@ -57,6 +57,12 @@ const freshMeta = (): ClientMeta => ({
   syncedAt: 0,
   syncedRisk: 0,
 })
+
+// Limits that need a call's usage after it (tokens, units) or its end (concurrency).
+const limitsNeedUsage = (policy: GuardPolicy) => {
+  const { concurrency, tpm, daily_tokens, budget_units } = policy.limits
+  return concurrency !== undefined || tpm !== undefined || daily_tokens !== undefined || budget_units !== undefined
+}
 
 const utcDay = (now: number) => new Date(now).toISOString().slice(0, 10)
 const nextUtcDay = (now: number) => (Math.floor(now / DAY_MS) + 1) * DAY_MS
@@ -223,20 +229,31 @@ export class ClientGuard extends DurableObject<Env> {
     }
     for (const [name, bucket] of buckets) this.saveBucket(name, bucket)
     this.addDaily('daily_requests', day, 1)
-    this.addDaily('daily_tokens', day, request.tokens)
-    this.addDaily('budget_units', day, request.units)
-    const reservation = createId('grs')
-    this.ctx.storage.sql.exec(`INSERT INTO reservations (id, tokens, units, day, expires_at) VALUES (?, ?, ?, ?, ?)`, reservation, request.tokens, request.units, day, now + RESERVATION_TTL_MS)
+    // A call observed here needs no report after it unless a limit counts
+    // what it used or how many run at once: then nothing is reserved, and
+    // the edge makes one call to this object instead of two.
+    const tracked = request.report === undefined || limitsNeedUsage(policy)
+    let reservation = UNTRACKED_RESERVATION
+    if (tracked) {
+      this.addDaily('daily_tokens', day, request.tokens)
+      this.addDaily('budget_units', day, request.units)
+      reservation = createId('grs')
+      this.ctx.storage.sql.exec(`INSERT INTO reservations (id, tokens, units, day, expires_at) VALUES (?, ?, ?, ?, ?)`, reservation, request.tokens, request.units, day, now + RESERVATION_TTL_MS)
+    }
     // The volume detector's state is the only part of the client's record an
     // admission changes (unless it is new, or an action just cooled down):
     // like the other detectors' state it is written behind, by this call's
     // report, the next call that changes more, or the alarm.
     this.meta.volume ??= createVolumeState(DEFAULT_VOLUME_OPTIONS, now)
     observeVolume(this.meta.volume, DEFAULT_VOLUME_OPTIONS, now)
-    if (!this.metaSaved || cooled) this.saveMeta()
+    // A reservation expires at now + TTL, and today's counters at midnight:
+    // an alarm set for then or sooner already covers them.
+    await this.scheduleAlarmBy(tracked ? now + RESERVATION_TTL_MS : nextUtcDay(now), now)
+    // Observed after the decision, as a report after the call would be: what
+    // this call shows acts from the next one on.
+    if (request.report) await this.observe(request.client, request.model, request.report, policy, now)
+    else if (!this.metaSaved || cooled) this.saveMeta()
     else this.metaDirty = true
-    // This reservation expires at now + TTL; an alarm set for then or sooner already covers it.
-    await this.scheduleAlarmBy(now + RESERVATION_TTL_MS, now)
     const masking = actionRank(action) >= actionRank('degrade') ? policy.degrade_masking : null
     return { outcome: 'allow', reservation, action, masking, risk }
   }
@@ -268,11 +285,21 @@ export class ClientGuard extends DurableObject<Env> {
       if (this.metaDirty) this.saveMeta()
       return { risk: this.meta.risk, action: this.meta.action, escalated: false }
     }
+    return this.observe(request.client, request.model, request.report, policy, now)
+  }
 
-    const options = signalOptions(policy, hashString(request.client.tenantId))
-    const entry = this.loadModel(request.model, request.report.kind)
-    if (request.report.kind === 'classifier') {
-      for (const instance of request.report.instances) {
+  // Feeds the detectors, rescores the client and escalates its action.
+  private async observe(
+    client: ClientIdentity,
+    model: string,
+    report: ClassifierReport | LlmReport,
+    policy: GuardPolicy,
+    now: number,
+  ): Promise<{ risk: number; action: GuardAction; escalated: boolean }> {
+    const options = signalOptions(policy, hashString(client.tenantId))
+    const entry = this.loadModel(model, report.kind)
+    if (report.kind === 'classifier') {
+      for (const instance of report.instances) {
         observeClassifierQuery(entry.signals, options, {
           input: instance.input,
           ...(instance.probabilities ? { probabilities: instance.probabilities } : {}),
@@ -281,14 +308,14 @@ export class ClientGuard extends DurableObject<Env> {
       }
     } else {
       observeLlmRequest(entry.signals, options, {
-        prompt: request.report.prompt,
-        ...(request.report.logitBias ? { logitBias: request.report.logitBias } : {}),
-        logprobs: request.report.logprobs ?? false,
+        prompt: report.prompt,
+        ...(report.logitBias ? { logitBias: report.logitBias } : {}),
+        logprobs: report.logprobs ?? false,
       })
     }
     entry.readings = readSignals(entry.signals, options, policy)
-    this.storedReadings().set(request.model, entry.readings)
-    await this.saveSignalsBehind(request.model, now)
+    this.storedReadings().set(model, entry.readings)
+    await this.saveSignalsBehind(model, now)
 
     const readings = [...this.allReadings()]
     if (this.meta.volume) readings.push(readVolume(this.meta.volume, policy, volumeZ(this.meta.volume, DEFAULT_VOLUME_OPTIONS)))
@@ -304,7 +331,7 @@ export class ClientGuard extends DurableObject<Env> {
       this.meta.escalations++
     }
     this.saveMeta()
-    if (escalated) await this.recordEvent('escalated', previous, request.model, now)
+    if (escalated) await this.recordEvent('escalated', previous, model, now)
     else await this.syncView(now, false)
     return { risk: assessment.score, action: this.meta.action, escalated }
   }

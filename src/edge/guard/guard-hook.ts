@@ -10,6 +10,7 @@ import { UNTRACKED_RESERVATION, type ClassifierReport, type ClientIdentity, type
 // model call, after auth:
 //
 //   const ticket = await guardBefore(c, { model: modelId, kind: 'classifier', policy: model.policy?.guard, units: instances.length })
+//   (an LLM call passes its `report` here instead of after: it is known before the call)
 //   // ticket.masking: null, or the stricter masking mode to apply to this answer
 //   … validate the input, run the model (a 400 for a bad shape is still the model path's own) …
 //   await guardAfter(c, ticket, { units: instances.length, report: { kind: 'classifier', instances: [{ input, probabilities }] } })
@@ -35,6 +36,10 @@ export type GuardBeforeInput = {
   // Reserved before the call, reconciled in guardAfter.
   tokens?: number
   units?: number
+  // An LLM call's report, known before the call: observed at admission. When
+  // the policy sets no limit on tokens, units or concurrency, the ticket then
+  // has no reservation and guardAfter makes no call.
+  report?: LlmReport
 }
 
 export type GuardTicket = {
@@ -101,7 +106,7 @@ export async function guardBefore(c: Context<AppEnv>, input: GuardBeforeInput): 
   const units = checkedAmount(input.units, 'units')
   let admission
   try {
-    admission = await guardStub(c.env, client).admit({ client, model: input.model, policy, tokens, units })
+    admission = await guardStub(c.env, client).admit({ client, model: input.model, policy, tokens, units, ...(input.report ? { report: input.report } : {}) })
   } catch (cause) {
     if (parsed.data.fail_mode === 'closed') throw guardFailure(cause)
     return { client, model: input.model, policy, reservation: null, action: 'observe', masking: null, risk: 0, failedOpen: true }

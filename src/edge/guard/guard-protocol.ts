@@ -16,11 +16,16 @@ export type AdmitRequest = {
   tokens: number
   // Budget units reserved before the call (budget_units per day).
   units: number
+  // What an LLM call sends is known before the call: observed at admission,
+  // so the report after it only reconciles (and is not needed at all when the
+  // policy sets no limit that reconciling could change).
+  report?: LlmReport
   now?: number
 }
 
 // The reservation of a call the guard does not track (its policy turns the
-// guard off): there is nothing to reconcile or observe, so no report follows.
+// guard off, or the call was observed at admission and no limit needs its
+// usage): there is nothing to reconcile or observe, so no report follows.
 export const UNTRACKED_RESERVATION = ''
 
 export type Admission =

@@ -292,18 +292,18 @@ export function chatCompletionRoutes() {
       kind: 'llm',
       policy: policy.guard as GuardPolicyInput | undefined,
       tokens: Number.isInteger(maxTokens) && maxTokens > 0 ? maxTokens : 0,
+      report: {
+        kind: 'llm',
+        prompt: messageTexts(body.messages).texts.join('\n'),
+        ...(body.logit_bias && typeof body.logit_bias === 'object' ? { logitBias: body.logit_bias as Record<string, number> } : {}),
+        logprobs: body.logprobs === true,
+      },
     })
-    const report = {
-      kind: 'llm' as const,
-      prompt: messageTexts(body.messages).texts.join('\n'),
-      ...(body.logit_bias && typeof body.logit_bias === 'object' ? { logitBias: body.logit_bias as Record<string, number> } : {}),
-      logprobs: body.logprobs === true,
-    }
     let settled = false
     const finish = async (tokens: number) => {
       if (settled) return
       settled = true
-      await guardAfter(c, ticket, { tokens, report })
+      await guardAfter(c, ticket, { tokens })
     }
 
     const clientWantsUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true
