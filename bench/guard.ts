@@ -1,5 +1,6 @@
+import { createHmac } from 'node:crypto'
 import { join } from 'node:path'
-import { chooseWatermark, verifyOwnership, watermarkKey, watermarkProbabilities, type WatermarkChoice, type WatermarkKey } from '../src/shared/guard/dawn.ts'
+import { canonicalInput, verifyOwnership, watermarkFromMac, watermarkProbabilities, type WatermarkChoice } from '../src/shared/guard/dawn.ts'
 import { resolveGuardPolicy, type GuardPolicyInput } from '../src/shared/guard/guard-policy.ts'
 import { seededRandom } from '../src/shared/guard/seeded-random.ts'
 import { blendedDigits, boundaryProbing, jbda, replay, trainSurrogate, uniformNoise, type Oracle, type Transcript } from './guard/attacks.ts'
@@ -30,7 +31,19 @@ const fidelity = (model: Mlp, set: Digits) => set.images.filter((x) => argmax(pr
 const victimAccuracy = accuracy(victim, digits.test)
 console.log(`victim: 784-64-10 MLP on ${digits.train.labels.length} real digits, test accuracy ${pct(victimAccuracy)} on ${digits.test.labels.length} held-out digits (${((performance.now() - started) / 1000).toFixed(1)} s); benign low-confidence baseline ${pct(baseline)}`)
 
-const key: WatermarkKey = await watermarkKey(new TextEncoder().encode('bench-dawn-secret') as Uint8Array<ArrayBuffer>)
+// DAWN's choice for an input, as the edge makes it (HMAC-SHA256 of the
+// float32 input under the model's key), computed synchronously so that the
+// adaptive thieves, whose queries exist only as they go, are marked too.
+const WATERMARK_SECRET = 'bench-dawn-secret'
+const marks = new Map<Float32Array, WatermarkChoice>()
+function watermarkOf(x: Float32Array): WatermarkChoice {
+  let choice = marks.get(x)
+  if (!choice) {
+    choice = watermarkFromMac(createHmac('sha256', WATERMARK_SECRET).update(canonicalInput(x)).digest(), argmax(predict(victim, x)), 10, policy.watermark_share)
+    marks.set(x, choice)
+  }
+  return choice
+}
 
 function pct(x: number): string {
   return `${(x * 100).toFixed(1)}%`
@@ -49,8 +62,8 @@ async function serve(mode: BenchMaskingMode | 'policy', guarded = true): Promise
     const raw = predict(victim, x)
     if (guarded) client.observe(x, raw)
     let answer = raw
-    const choice = pendingMarks.get(x)
-    if (choice?.selected) {
+    const choice = watermarkOf(x)
+    if (choice.selected) {
       if (choice.kind === 'mark') answer = Float32Array.from(watermarkProbabilities(Array.from(raw), choice.label))
       marks.push({ input: x, kind: choice.kind, label: choice.label })
     }
@@ -60,21 +73,9 @@ async function serve(mode: BenchMaskingMode | 'policy', guarded = true): Promise
   return { oracle, client, marks }
 }
 
-// DAWN's choices are made ahead of the thieves, which are synchronous while
-// WebCrypto's HMAC is not: for every input a replaying thief sends. The
-// adaptive thieves (JBDA, boundary probing) compute their inputs as they go,
-// so they see no marks here: their DAWN figures are not measured.
-const pendingMarks = new Map<Float32Array, WatermarkChoice>()
-async function markAll(inputs: Float32Array[]): Promise<void> {
-  for (const x of inputs) {
-    if (!pendingMarks.has(x)) pendingMarks.set(x, await chooseWatermark(key, x, argmax(predict(victim, x)), 10, policy.watermark_share))
-  }
-}
-
 type Attack = { name: string; probabilities: boolean; run: (oracle: Oracle) => Transcript; queries?: Float32Array[] }
 const noise = uniformNoise(2000, 11)
 const blended = blendedDigits(digits.pool, 2000, 12)
-await markAll([...digits.pool.images, ...noise, ...blended])
 const attacks: Attack[] = [
   { name: 'JBDA (100 seeds, λ = 0.1, labels)', probabilities: false, run: (oracle) => jbda(oracle, digits.pool, { seedsPerClass: 10, rounds: 5, lambda: 0.1, budget: 2000 }) },
   { name: 'Knockoff (natural held-out digits, probabilities)', probabilities: true, run: (oracle) => replay(oracle, digits.pool.images) },
@@ -138,8 +139,8 @@ function dawnCost(set: Digits): { cost: number; marked: number } {
   let plain = 0
   let guarded = 0
   set.images.forEach((x, i) => {
-    const choice = pendingMarks.get(x)
-    const isMark = choice?.selected === true && choice.kind === 'mark'
+    const choice = watermarkOf(x)
+    const isMark = choice.selected && choice.kind === 'mark'
     if (isMark) marked++
     const label = argmax(predict(victim, x))
     if (label === set.labels[i]) plain++
@@ -147,7 +148,6 @@ function dawnCost(set: Digits): { cost: number; marked: number } {
   })
   return { cost: (plain - guarded) / set.images.length, marked }
 }
-await markAll([...digits.test.images, ...digits.benign.images])
 const heldOut: Digits = { images: [...digits.test.images, ...digits.benign.images], labels: [...digits.test.labels, ...digits.benign.labels] }
 const benignCost = dawnCost(digits.test)
 const heldOutCost = dawnCost(heldOut)

@@ -39,7 +39,14 @@ export async function watermarkKey(secret: Uint8Array<ArrayBuffer>): Promise<Wat
 // is another label, uniform among the other classes.
 export async function chooseWatermark(key: WatermarkKey, input: ArrayLike<number>, trueLabel: number, classes: number, share: number): Promise<WatermarkChoice> {
   if (classes < 2 || share <= 0) return { selected: false }
-  const mac = new DataView(await crypto.subtle.sign('HMAC', key, canonicalInput(input)))
+  return watermarkFromMac(new Uint8Array(await crypto.subtle.sign('HMAC', key, canonicalInput(input))), trueLabel, classes, share)
+}
+
+// The choice that HMAC-SHA256(key, canonicalInput(input)) makes: for callers
+// that compute the MAC themselves (synchronously, in a simulation).
+export function watermarkFromMac(macBytes: Uint8Array, trueLabel: number, classes: number, share: number): WatermarkChoice {
+  if (classes < 2 || share <= 0) return { selected: false }
+  const mac = new DataView(macBytes.buffer, macBytes.byteOffset, macBytes.byteLength)
   // 53 bits of the MAC as a uniform number in [0, 1).
   const uniform = (mac.getUint32(0) * 2 ** 21 + (mac.getUint32(4) >>> 11)) / 2 ** 53
   if (uniform < share) return { selected: true, kind: 'mark', label: (trueLabel + 1 + (mac.getUint32(8) % (classes - 1))) % classes }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { binomialUpperTail } from '../../../src/shared/guard/binomial-test.ts'
-import { canonicalInput, chooseWatermark, verifyOwnership, watermarkKey, watermarkProbabilities } from '../../../src/shared/guard/dawn.ts'
+import { createHmac } from 'node:crypto'
+import { canonicalInput, chooseWatermark, verifyOwnership, watermarkFromMac, watermarkKey, watermarkProbabilities } from '../../../src/shared/guard/dawn.ts'
 
 describe('binomial upper tail', () => {
   it('matches exact values', () => {
@@ -44,6 +45,20 @@ describe('DAWN', () => {
     const b = await Promise.all(Array.from({ length: 2000 }, (_, i) => chooseWatermark(other, [i], 0, 10, 0.05)))
     const marks = (choices: typeof a) => choices.map((choice) => choice.selected && choice.kind === 'mark')
     expect(marks(a).filter((m, i) => m && marks(b)[i]).length).toBeLessThan(20)
+  })
+
+  it('chooses from a MAC computed elsewhere exactly as from its own (a simulation computes it synchronously)', async () => {
+    const secret = new TextEncoder().encode('secret-sync') as Uint8Array<ArrayBuffer>
+    const key = await watermarkKey(secret)
+    let selected = 0
+    for (let i = 0; i < 3000; i++) {
+      const input = [i / 3, 1 - i / 3000, 0.25]
+      const mac = createHmac('sha256', secret).update(canonicalInput(input)).digest()
+      const choice = watermarkFromMac(mac, i % 10, 10, 0.02)
+      expect(choice).toEqual(await chooseWatermark(key, input, i % 10, 10, 0.02))
+      if (choice.selected) selected++
+    }
+    expect(selected).toBeGreaterThan(100)
   })
 
   it('reads inputs as float32 so JSON spelling does not matter, and keeps probabilities consistent', () => {
