@@ -40,7 +40,8 @@ async function buildModerator(env: Env, tenantId: string, routePolicy: Moderatio
   const injectionThreshold = engine.model.thresholds.injection
   return {
     policy,
-    check: (text) => decide(text, engine.analyze(text, lists), policy, { categories: OMNI_CATEGORIES, injectionThreshold }),
+    // The proxy acts on the decision only: the language is identified when it can change one.
+    check: (text) => decide(text, engine.analyze(text, { ...lists, language: 'when-cues-match' }), policy, { categories: OMNI_CATEGORIES, injectionThreshold }),
   }
 }
 

@@ -16,7 +16,7 @@ const UNDER_18 = /(?:^| )(?:[1-9]|1[0-7]) ?(?:year old|years old|yo|yr old|yrs o
 export type CueMatch = { tag: string; start: number; end: number; negated: boolean; quoted: boolean }
 export type CueReport = { matches: CueMatch[]; features: string[] }
 
-const NO_CUES: CueReport = { matches: [], features: [] }
+export const NO_CUES: CueReport = { matches: [], features: [] }
 
 let matcher: ReturnType<typeof createPhraseMatcher<Cue>> | null = null
 

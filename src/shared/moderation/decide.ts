@@ -32,7 +32,7 @@ export type ModerationResult = {
 const RANK: Record<Decision, number> = { allow: 0, flag: 1, redact: 2, block: 3 }
 const DECISION_OF: Record<Exclude<ModerationAction, 'observe'>, Decision> = { flag: 'flag', redact: 'redact', block: 'block' }
 
-export type ListMatchers = Required<AnalyzeOptions>
+export type ListMatchers = Required<Pick<AnalyzeOptions, 'allowlist' | 'blocklist'>>
 
 // A tenant's lists, folded like text so that spelling tricks do not escape them.
 export function compileLists(policy: ResolvedPolicy): ListMatchers {

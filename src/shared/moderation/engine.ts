@@ -4,7 +4,7 @@ import { loadLinearModel, MODEL_HEADS, type LinearModel, type ModelWeightsFile }
 import { MODERATION_WEIGHTS } from './moderation-weights.ts'
 import { normalizeText, originalRange, type MappedText, type NormalizedText } from './normalize.ts'
 import { findPii, type PiiFinding, type PiiOptions } from './pii.ts'
-import { detectCues } from './cue-detector.ts'
+import { detectCues, NO_CUES, type CueReport } from './cue-detector.ts'
 import { forEachNgram, hashName, wordSpans } from './feature-hashing.ts'
 import { ngramWeight, windowRanges } from './text-features.ts'
 import type { PhraseMatcher } from './aho-corasick.ts'
@@ -25,7 +25,18 @@ export type ModerationAnalysis = {
   allowlist: ListMatch[]
 }
 
-export type AnalyzeOptions = { allowlist?: PhraseMatcher<string>; blocklist?: PhraseMatcher<string> }
+export type AnalyzeOptions = {
+  allowlist?: PhraseMatcher<string>
+  blocklist?: PhraseMatcher<string>
+  // 'always' (the default) identifies every text's language, as
+  // /v1/moderations reports it. 'when-cues-match' identifies it only when the
+  // cue lexicons matched something, the one case where it changes a score or
+  // a decision (it decides whether the cues count); otherwise the analysis
+  // says 'und'. For inline checks (the proxy) that only act on the decision.
+  language?: 'always' | 'when-cues-match'
+}
+
+const NOT_IDENTIFIED: LanguageGuess = { code: 'und', reliable: false }
 
 function blank(folded: MappedText, spans: readonly { start: number; end: number }[]): MappedText {
   if (spans.length === 0) return folded
@@ -58,10 +69,19 @@ export function createModerationEngine(options: EngineOptions = {}): ModerationE
       const allowed = analyzeOptions.allowlist?.findAll(normalized.folded.text) ?? []
       const folded = blank(normalized.folded, allowed)
       const view: NormalizedText = { ...normalized, folded }
-      const language = identifyLanguage(normalized.canonical.text, options.languageWindow)
       // What text-features.ts extracts for training, computed the same way
       // but streamed into the model (a test holds the two paths equal).
-      const cues = cuesApply(language) ? detectCues(view) : { matches: [], features: [] }
+      let language: LanguageGuess
+      let cues: CueReport
+      if (analyzeOptions.language === 'when-cues-match') {
+        const found = detectCues(view)
+        const matched = found.matches.length > 0 || found.features.length > 0
+        language = matched ? identifyLanguage(normalized.canonical.text, options.languageWindow) : NOT_IDENTIFIED
+        cues = !matched || cuesApply(language) ? found : NO_CUES
+      } else {
+        language = identifyLanguage(normalized.canonical.text, options.languageWindow)
+        cues = cuesApply(language) ? detectCues(view) : NO_CUES
+      }
       const named = cues.features.map(hashName)
       const words = wordSpans(folded.text)
       const windows = windowRanges(words.count)

@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { OMNI_CATEGORIES } from '../../../src/shared/moderation/categories.ts'
 import { compileLists, decide } from '../../../src/shared/moderation/decide.ts'
@@ -90,5 +91,38 @@ describe('the engine’s streamed scoring', () => {
     }
     const scores = engine.analyze(text).scores
     OMNI_CATEGORIES.forEach((category, h) => expect(scores[category]).toBeCloseTo(engine.model.calibrate(h, best[h]!), 12))
+  })
+})
+
+describe('identifying the language only when cues match', () => {
+  // Words that fire cues, words of other languages the lexicons would
+  // misread ("die", "negro"), function words that make a text English, and
+  // neutral ones: every mix must be decided the same both ways.
+  const VOCABULARY = [
+    ...['kill', 'die', 'shoot', 'bomb', 'hate', 'nudes', 'stupid', 'worthless', 'trash', 'suicide', 'knife', 'idiot', 'blood', 'negro', 'photo', 'process', 'never', 'not'],
+    ...['der', 'Katze', 'schläft', 'und', 'el', 'gato', 'negro', 'es', 'muy', 'bonito', 'je', 'suis', 'très', 'content', 'la', 'maison'],
+    ...['the', 'and', 'you', 'that', 'this', 'with', 'have', 'what', 'your', 'please'],
+    ...['river', 'garden', 'winter', 'music', 'engine', 'bridge', 'lantern', '12', 'jane.doe@example.com', '+1 415 555 2671', '"', ',', '!'],
+  ]
+  const lists = compileLists(policy)
+  const decided = (text: string, language: 'always' | 'when-cues-match') => {
+    const { moat, ...rest } = decide(text, engine.analyze(text, { ...lists, language }), policy, { categories: OMNI_CATEGORIES, injectionThreshold: 0.5 })
+    const { language: _language, ...moatRest } = moat
+    return { ...rest, moat: moatRest }
+  }
+
+  it('decides every text as identifying it always does', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...VOCABULARY), { minLength: 1, maxLength: 24 }), (words) => {
+        const text = words.join(' ')
+        expect(decided(text, 'when-cues-match')).toEqual(decided(text, 'always'))
+      }),
+      { numRuns: 2000, seed: 20261128 },
+    )
+  })
+
+  it('skips identification when nothing matched, and reports it undetermined', () => {
+    expect(engine.analyze('river garden winter music', { language: 'when-cues-match' }).language).toEqual({ code: 'und', reliable: false })
+    expect(engine.analyze('I will kill you tonight', { language: 'when-cues-match' }).language).toEqual({ code: 'en', reliable: true })
   })
 })
