@@ -45,17 +45,26 @@ async function load(url: string, headers: Record<string, string>, model: string)
 type Sequential = { requests: number; p50: number; p99: number; failed: number }
 type Target = { url: string; headers: Record<string, string>; model: string }
 
-// One request after another, to each target in turn, for the fixed time per
-// target, each timed with the monotonic clock: the latency a request adds
-// when it waits behind no other. Taking turns gives every target the same
-// background (the usage queue's consumer catching up runs on the same
-// thread). autocannon's latencies are whole milliseconds, too coarse here.
+// One request after another, to each target in turn (in a shuffled order
+// each round), for the fixed time per target, each timed with the monotonic
+// clock: the latency a request adds when it waits behind no other. Taking
+// turns gives every target the same background (the usage queue's consumer
+// runs on the same thread). autocannon's latencies are whole milliseconds,
+// too coarse here.
 async function oneAtATime(targets: Target[]): Promise<Sequential[]> {
   const times = targets.map((): number[] => [])
   const failed = targets.map(() => 0)
   const end = performance.now() + DURATION * 1000 * targets.length
+  const order = targets.map((_, i) => i)
   while (performance.now() < end) {
-    for (const [i, target] of targets.entries()) {
+    // A new order each round: the route after a pause (the direct call
+    // leaves workerd idle, and its queue consumer starts then) changes.
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1))
+      ;[order[i], order[j]] = [order[j]!, order[i]!]
+    }
+    for (const i of order) {
+      const target = targets[i]!
       const started = performance.now()
       const response = await fetch(target.url, {
         method: 'POST',
