@@ -37,12 +37,20 @@ export async function callUpstream(env: Env, route: RouteRow, request: UpstreamR
     const headers = { ...request.headers, ...(await openTargetHeaders(env, route.id, target, index)) }
     for (let attempt = 0; attempt <= strategy.retries; attempt++) {
       let response: Response
+      // The timeout bounds the wait for the upstream's answer (its status and
+      // headers), not how long its body streams: a long streamed completion
+      // must not be cut at timeout_ms. The timer is cleared once the answer
+      // starts, so timers do not pile up either.
+      const controller = new AbortController()
+      const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${strategy.timeout_ms} ms`, 'TimeoutError')), strategy.timeout_ms)
       try {
-        response = await fetch(url, { method: request.method, headers, body: request.body, signal: AbortSignal.timeout(strategy.timeout_ms), redirect: 'manual' })
+        response = await fetch(url, { method: request.method, headers, body: request.body, signal: controller.signal, redirect: 'manual' })
       } catch (error) {
-        timedOut ||= error instanceof Error && error.name === 'TimeoutError'
-        failure = error instanceof Error ? error.message : String(error)
+        timedOut ||= (error instanceof Error || error instanceof DOMException) && error.name === 'TimeoutError'
+        failure = error instanceof Error || error instanceof DOMException ? error.message : String(error)
         break
+      } finally {
+        clearTimeout(timer)
       }
       last = { response, target: index, url }
       if (!strategy.on_status.includes(response.status)) return last
