@@ -35,12 +35,12 @@ console.log(`victim: 784-64-10 MLP on ${digits.train.labels.length} real digits,
 // float32 input under the model's key), computed synchronously so that the
 // adaptive thieves, whose queries exist only as they go, are marked too.
 const WATERMARK_SECRET = 'bench-dawn-secret'
-const marks = new Map<Float32Array, WatermarkChoice>()
+const watermarkChoices = new Map<Float32Array, WatermarkChoice>()
 function watermarkOf(x: Float32Array): WatermarkChoice {
-  let choice = marks.get(x)
+  let choice = watermarkChoices.get(x)
   if (!choice) {
     choice = watermarkFromMac(createHmac('sha256', WATERMARK_SECRET).update(canonicalInput(x)).digest(), argmax(predict(victim, x)), 10, policy.watermark_share)
-    marks.set(x, choice)
+    watermarkChoices.set(x, choice)
   }
   return choice
 }

@@ -87,8 +87,9 @@ export class ClientGuard extends DurableObject<Env> {
   // what is in memory is newer (only ever the volume detector's state).
   private metaSaved = false
   private metaDirty = false
-  // Each model's latest readings, the stored ones included (undefined: not
-  // read yet): rescoring needs them all on every report.
+  // Each model's latest readings: read from storage once (undefined: not
+  // yet), then kept as each report rescores its model; rescoring the client
+  // needs them all on every report.
   private readingsByModel: Map<string, SignalReading[]> | undefined = undefined
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -349,8 +350,7 @@ export class ClientGuard extends DurableObject<Env> {
   private *allReadings(): Iterable<SignalReading> {
     // The strongest reading of each signal across the client's models.
     const best = new Map<string, SignalReading>()
-    for (const [model, stored] of this.storedReadings()) {
-      const readings = this.models.get(model)?.readings ?? stored
+    for (const readings of this.storedReadings().values()) {
       for (const reading of readings) {
         const current = best.get(reading.signal)
         if (!current || reading.strength > current.strength) best.set(reading.signal, reading)

@@ -46,8 +46,8 @@ export async function callUpstream(env: Env, route: RouteRow, request: UpstreamR
       try {
         response = await fetch(url, { method: request.method, headers, body: request.body, signal: controller.signal, redirect: 'manual' })
       } catch (error) {
-        timedOut ||= (error instanceof Error || error instanceof DOMException) && error.name === 'TimeoutError'
-        failure = error instanceof Error || error instanceof DOMException ? error.message : String(error)
+        timedOut ||= error instanceof Error && error.name === 'TimeoutError'
+        failure = error instanceof Error ? error.message : String(error)
         break
       } finally {
         clearTimeout(timer)

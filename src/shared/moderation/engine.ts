@@ -4,7 +4,7 @@ import { loadLinearModel, MODEL_HEADS, type LinearModel, type ModelWeightsFile }
 import { MODERATION_WEIGHTS } from './moderation-weights.ts'
 import { normalizeText, originalRange, type MappedText, type NormalizedText } from './normalize.ts'
 import { findPii, type PiiFinding, type PiiOptions } from './pii.ts'
-import { detectCues, NO_CUES, type CueReport } from './cue-detector.ts'
+import { detectCues, NO_CUES } from './cue-detector.ts'
 import { forEachNgram, hashName, wordSpans } from './feature-hashing.ts'
 import { ngramWeight, windowRanges } from './text-features.ts'
 import type { PhraseMatcher } from './aho-corasick.ts'
@@ -71,17 +71,11 @@ export function createModerationEngine(options: EngineOptions = {}): ModerationE
       const view: NormalizedText = { ...normalized, folded }
       // What text-features.ts extracts for training, computed the same way
       // but streamed into the model (a test holds the two paths equal).
-      let language: LanguageGuess
-      let cues: CueReport
-      if (analyzeOptions.language === 'when-cues-match') {
-        const found = detectCues(view)
-        const matched = found.matches.length > 0 || found.features.length > 0
-        language = matched ? identifyLanguage(normalized.canonical.text, options.languageWindow) : NOT_IDENTIFIED
-        cues = !matched || cuesApply(language) ? found : NO_CUES
-      } else {
-        language = identifyLanguage(normalized.canonical.text, options.languageWindow)
-        cues = cuesApply(language) ? detectCues(view) : NO_CUES
-      }
+      // Lazily, the cues come first; nothing matched, the language is moot.
+      const found = analyzeOptions.language === 'when-cues-match' ? detectCues(view) : null
+      const language =
+        found && found.matches.length === 0 && found.features.length === 0 ? NOT_IDENTIFIED : identifyLanguage(normalized.canonical.text, options.languageWindow)
+      const cues = cuesApply(language) ? (found ?? detectCues(view)) : NO_CUES
       const named = cues.features.map(hashName)
       const words = wordSpans(folded.text)
       const windows = windowRanges(words.count)

@@ -399,10 +399,20 @@ type Combine = (
   end: number,
   normalize: boolean,
   lambda: number,
-  masks?: RankMask[],
+  masks: RankMask[] | undefined,
+  // Without the sign election: plainDivisor(weights, normalize).
+  divisor: number,
 ) => void
 
 const combines = new Map<string, Combine>()
+
+// The divisor of the combine without the sign election: the weights' sum
+// under normalize (1 when it is about 0, as mergekit guards it), else 1.
+export function plainDivisor(weights: readonly number[], normalize: boolean): number {
+  if (!normalize) return 1
+  const total = weights.reduce((a, b) => a + b, 0)
+  return Math.abs(total) < 1e-8 ? 1 : total
+}
 
 // The sign election's three comparisons per element (the sum's sign, each
 // delta's agreement, a zero divisor) are coin flips on real task vectors, and
@@ -457,8 +467,6 @@ function combineFor(k: number, consensus: boolean, branchFree: boolean, fromInpu
   // is most of what separated this combine's speed from linear's.
   const body = !consensus
     ? `${prologue}
-      const total = ${list((i) => `w${i}`, ' + ')}
-      const divisor = normalize ? (Math.abs(total) < 1e-8 ? 1 : total) : 1
       if (divisor === 1 && lambda === 1) {
         for (let i = start; i < end; i++) {
           ${lines(load)}
@@ -493,7 +501,7 @@ function combineFor(k: number, consensus: boolean, branchFree: boolean, fromInpu
         if (divisor === 0) divisor = 1
         out[i] = base[i] + (normalize ? mixed / divisor : mixed) * lambda
       }`
-  const combine = new Function('deltas', 'weights', 'base', 'out', 'start', 'end', 'normalize', 'lambda', 'masks', body) as Combine
+  const combine = new Function('deltas', 'weights', 'base', 'out', 'start', 'end', 'normalize', 'lambda', 'masks', 'divisor', body) as Combine
   combines.set(key, combine)
   return combine
 }
@@ -503,5 +511,5 @@ function taskCombine(call: Extract<KernelCall, { op: 'taskCombine' }>): void {
   const fromInputs = call.fromInputs === true
   if (fromInputs && (consensus || masks)) throw new Error('taskCombine: pruning and the sign election need stored task vectors')
   const branchFree = consensus && weights.every((w) => w >= FAST_WEIGHT_MIN && w < Infinity)
-  combineFor(deltas.length, consensus, branchFree, fromInputs, masks !== undefined)(deltas, weights, base, out, start, end, normalize, lambda, masks)
+  combineFor(deltas.length, consensus, branchFree, fromInputs, masks !== undefined)(deltas, weights, base, out, start, end, normalize, lambda, masks, plainDivisor(weights, normalize))
 }

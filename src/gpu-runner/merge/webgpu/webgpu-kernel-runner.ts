@@ -1,5 +1,5 @@
 import { createKernelRunner, type KernelRunner } from '../cpu/kernel-runner.ts'
-import type { KernelCall, KernelResult } from '../cpu/kernels.ts'
+import { plainDivisor, type KernelCall, type KernelResult } from '../cpu/kernels.ts'
 import { openGpuDevice, type GpuDevice } from './gpu-device.ts'
 import {
   affineShader,
@@ -143,8 +143,7 @@ function planFor(call: KernelCall): GpuPlan | null {
       const { consensus, normalize, lambda, weights } = call
       const signs = weightSigns(weights)
       const shape = { k, consensus, normalize, fromInputs, signs }
-      const total = weights.reduce((a, b) => a + b, 0)
-      const divisor = normalize ? (Math.abs(total) < 1e-8 ? 1 : total) : 1
+      const divisor = plainDivisor(weights, normalize)
       return {
         shader: cached(`taskCombine:${k}:${consensus}:${normalize}:${fromInputs}:${signs.join('')}`, () => taskCombineShader(shape)),
         head: [count, start, 0, 0],
