@@ -1,5 +1,6 @@
-import { decodeToFloat32, encodedSize, encodeFromFloat32, LITTLE_ENDIAN, type ReadableFloatDtype, type WritableDtype } from '../../tensors/dtype-codec.ts'
+import { decodeToFloat32, encodedSize, encodeFromFloat32, type ReadableFloatDtype, type WritableDtype } from '../../tensors/dtype-codec.ts'
 import { SAFETENSORS_DTYPE_SIZES } from '../../../shared/safetensors-header.ts'
+import { countNonFiniteSimd, decodeBf16Simd, encodeBf16Simd, linearSimd, taskSumSimd } from './simd-kernels.ts'
 
 // The CPU kernels: each works on one chunk of a tensor (an element range, or
 // a row range for row-wise work) over float32 arrays that may live in shared
@@ -99,50 +100,25 @@ function foldCounts(counts: Uint32Array): Uint32Array {
 // Elements [start, end) of `values` into `out`, whose first byte holds element `first`.
 function encode({ start, end, values, dtype, out, first }: Extract<KernelCall, { op: 'encode' }>): null {
   const size = encodedSize(dtype, 1)
-  encodeFromFloat32(dtype, values.subarray(start, end), out.subarray((start - first) * size, (end - first) * size))
+  const target = out.subarray((start - first) * size, (end - first) * size)
+  if (dtype === 'BF16') encodeBf16Simd(values, start, end, target)
+  else encodeFromFloat32(dtype, values.subarray(start, end), target)
   return null
 }
 
 // Elements [start, end) of `out` from `bytes`, whose first byte holds element
-// `first`; returns how many are NaN or infinite, counted as they are written
-// so that no pass of its own reads the inputs again. bf16 is the top half of
-// a float32: one shift, no table.
+// `first`; returns how many are NaN or infinite (bf16 counted as it is
+// written, other dtypes over the chunk just written, while it is in cache).
 function decode({ start, end, bytes, dtype, out, first }: Extract<KernelCall, { op: 'decode' }>): number[] {
   const size = SAFETENSORS_DTYPE_SIZES[dtype]
   const from = (start - first) * size
-  const bits = new Int32Array(out.buffer, out.byteOffset, out.length)
-  let count = 0
-  if (dtype === 'BF16' && LITTLE_ENDIAN && (bytes.byteOffset + from) % 2 === 0) {
-    const halves = new Uint16Array(bytes.buffer, bytes.byteOffset + from, end - start)
-    for (let i = start, j = 0; i < end; i++, j++) {
-      const b = halves[j]! << 16
-      bits[i] = b
-      count += ((b & 0x7f800000) + 0x800000) >>> 31
-    }
-    return [count]
-  }
-  if (dtype === 'F32' && LITTLE_ENDIAN && (bytes.byteOffset + from) % 4 === 0) {
-    const words = new Int32Array(bytes.buffer, bytes.byteOffset + from, end - start)
-    for (let i = start, j = 0; i < end; i++, j++) {
-      const b = words[j]!
-      bits[i] = b
-      count += ((b & 0x7f800000) + 0x800000) >>> 31
-    }
-    return [count]
-  }
+  if (dtype === 'BF16') return [decodeBf16Simd(bytes.subarray(from, from + (end - start) * 2), out, start)]
   decodeToFloat32(dtype, bytes.subarray(from, (end - first) * size), out, start)
-  for (let i = start; i < end; i++) count += ((bits[i]! & 0x7f800000) + 0x800000) >>> 31
-  return [count]
+  return [countNonFiniteSimd(out, start, end)]
 }
 
-// Exponent bits all ones is NaN or ±Inf; counted without a branch.
 function nonFinite({ start, end, arrays }: Extract<KernelCall, { op: 'nonFinite' }>): number[] {
-  return arrays.map((array) => {
-    const bits = new Int32Array(array.buffer, array.byteOffset, array.length)
-    let count = 0
-    for (let i = start; i < end; i++) count += ((bits[i]! & 0x7f800000) + 0x800000) >>> 31
-    return count
-  })
+  return arrays.map((array) => countNonFiniteSimd(array, start, end))
 }
 
 function histHigh({ start, end, array }: Extract<KernelCall, { op: 'histHigh' }>): Uint32Array {
@@ -342,33 +318,14 @@ function gram(arrays: Float32Array[], base: Float32Array | null, layout: Layout,
   return sums
 }
 
-// The flat sum in one pass, generated per array count so every operand is a
-// local. Each partial sum is rounded to float32, as it was when the sum was
-// built up in `out` one array at a time, so the result is the same to the bit.
-type AffineFlat = (arrays: Float32Array[], coefficients: Float64Array, out: Float32Array, start: number, end: number) => void
-
-const affineFlats = new Map<number, AffineFlat>()
-
-function affineFlatFor(k: number): AffineFlat {
-  const cached = affineFlats.get(k)
-  if (cached) return cached
-  const m = Array.from({ length: k }, (_, i) => i)
-  let sum = 'c0 * a0[i]'
-  for (let i = 1; i < k; i++) sum = `Math.fround(${sum}) + c${i} * a${i}[i]`
-  const body = `const [${m.map((i) => `a${i}`).join(', ')}] = arrays
-    const [${m.map((i) => `c${i}`).join(', ')}] = coefficients
-    for (let i = start; i < end; i++) out[i] = ${sum}`
-  const affine = new Function('arrays', 'coefficients', 'out', 'start', 'end', body) as AffineFlat
-  affineFlats.set(k, affine)
-  return affine
-}
-
 // out = Σ coefficient[vector][m] × arrays[m], with one coefficient set per
 // vector of the layout (one for flat).
 function affine(arrays: Float32Array[], coefficients: Float64Array, layout: Layout, out: Float32Array, start: number, end: number): void {
   const k = arrays.length
+  // Each partial sum is rounded to float32, as it was when the sum was built
+  // up in `out` one array at a time, so the result is the same to the bit.
   if (layout.kind === 'flat') {
-    affineFlatFor(k)(arrays, coefficients, out, start, end)
+    linearSimd(arrays, coefficients, out, start, end)
     return
   }
   const { cols } = layout
@@ -428,13 +385,13 @@ const FAST_WEIGHT_MIN = 1e-30
 
 // Without sparsification a task vector is only ever read once, by the
 // combine: taking model - base there, rounded to float32 as the stored delta
-// was, saves a pass that wrote every delta out and read it back (fromInputs).
-// Likewise a magnitude prune without rescale is applied inside the combine
-// (masks: each model's rank bounds for this chunk, the same arithmetic as
-// rankMask), instead of a pass per model that zeroed the pruned values in
-// memory before the combine read them back.
-function combineFor(k: number, consensus: boolean, branchFree: boolean, fromInputs: boolean, masked: boolean): Combine {
-  const key = `${k}:${consensus}:${branchFree}:${fromInputs}:${masked}`
+// was, saves a pass that wrote every delta out and read it back (fromInputs;
+// the SIMD kernels run that case). Likewise a magnitude prune without rescale
+// is applied inside the combine (masks: each model's rank bounds for this
+// chunk, the same arithmetic as rankMask), instead of a pass per model that
+// zeroed the pruned values in memory before the combine read them back.
+function combineFor(k: number, consensus: boolean, branchFree: boolean, masked: boolean): Combine {
+  const key = `${k}:${consensus}:${branchFree}:${masked}`
   const cached = combines.get(key)
   if (cached) return cached
   const m = Array.from({ length: k }, (_, i) => i)
@@ -453,7 +410,6 @@ function combineFor(k: number, consensus: boolean, branchFree: boolean, fromInpu
   }
   // x: the weighted (pruned) delta; e, g: its float32 bits and |bits|; k: kept.
   const load = (i: number) => {
-    if (fromInputs) return `const x${i} = w${i} * Math.fround(d${i}[i] - base[i])`
     if (!masked) return `const x${i} = w${i} * d${i}[i]${needsBits ? `\nconst e${i} = b${i}[i], g${i} = e${i} & 0x7fffffff` : ''}`
     return `const e${i} = b${i}[i], g${i} = e${i} & 0x7fffffff
       let k${i} = ((lb${i} - g${i}) >>> 31) & ((g${i} - hb${i}) >>> 31)
@@ -508,8 +464,12 @@ function combineFor(k: number, consensus: boolean, branchFree: boolean, fromInpu
 
 function taskCombine(call: Extract<KernelCall, { op: 'taskCombine' }>): void {
   const { deltas, weights, base, out, consensus, normalize, lambda, start, end, masks } = call
-  const fromInputs = call.fromInputs === true
-  if (fromInputs && (consensus || masks)) throw new Error('taskCombine: pruning and the sign election need stored task vectors')
+  const divisor = plainDivisor(weights, normalize)
+  if (call.fromInputs === true) {
+    if (consensus || masks) throw new Error('taskCombine: pruning and the sign election need stored task vectors')
+    taskSumSimd(deltas, weights, base, out, start, end, divisor, lambda)
+    return
+  }
   const branchFree = consensus && weights.every((w) => w >= FAST_WEIGHT_MIN && w < Infinity)
-  combineFor(deltas.length, consensus, branchFree, fromInputs, masks !== undefined)(deltas, weights, base, out, start, end, normalize, lambda, masks, plainDivisor(weights, normalize))
+  combineFor(deltas.length, consensus, branchFree, masks !== undefined)(deltas, weights, base, out, start, end, normalize, lambda, masks, divisor)
 }
