@@ -186,7 +186,8 @@ export class ClientGuard extends DurableObject<Env> {
     this.meta.cooldownMs = policy.cooldown_seconds * 1000
     const cooled = this.coolDown(now)
     const { action, risk } = this.meta
-    if (!policy.enabled) return { outcome: 'allow', reservation: UNTRACKED_RESERVATION, action: 'observe', masking: null, risk }
+    const overlap = policy.admission === 'overlap'
+    if (!policy.enabled) return { outcome: 'allow', reservation: UNTRACKED_RESERVATION, action: 'observe', masking: null, risk, overlap }
     if (action === 'block') {
       return { outcome: 'block', action, risk, message: 'This client is blocked: its queries look like a model extraction attempt' }
     }
@@ -256,7 +257,7 @@ export class ClientGuard extends DurableObject<Env> {
     else if (!this.metaSaved || cooled) this.saveMeta()
     else this.metaDirty = true
     const masking = actionRank(action) >= actionRank('degrade') ? policy.degrade_masking : null
-    return { outcome: 'allow', reservation, action, masking, risk }
+    return { outcome: 'allow', reservation, action, masking, risk, overlap }
   }
 
   // Reports after the call: reconciles what was reserved with what was used,

@@ -15,6 +15,19 @@ export function isValidEndUser(value: string): boolean {
   return END_USER_PATTERN.test(value)
 }
 
+// idFromName hashes the name on every call, on every request; an id is a
+// plain value (a stub is not: it belongs to its request), so each isolate
+// keeps the ids it has made.
+const ids = new Map<string, DurableObjectId>()
+const IDS_CAP = 10_000
+
 export function guardStub(env: Pick<Env, 'CLIENT_GUARD'>, client: Pick<ClientIdentity, 'keyId' | 'endUser'>) {
-  return env.CLIENT_GUARD.get(env.CLIENT_GUARD.idFromName(clientId(client)))
+  const name = clientId(client)
+  let id = ids.get(name)
+  if (!id) {
+    id = env.CLIENT_GUARD.idFromName(name)
+    if (ids.size >= IDS_CAP) ids.clear()
+    ids.set(name, id)
+  }
+  return env.CLIENT_GUARD.get(id)
 }

@@ -51,6 +51,8 @@ export type GuardTicket = {
   masking: MaskingMode | null
   risk: number
   failedOpen: boolean
+  // The guard lets this client's next call start before it answers (GuardPolicy.admission).
+  overlap: boolean
 }
 
 export type GuardAfterInput = {
@@ -109,7 +111,7 @@ export async function guardBefore(c: Context<AppEnv>, input: GuardBeforeInput): 
     admission = await guardStub(c.env, client).admit({ client, model: input.model, policy, tokens, units, ...(input.report ? { report: input.report } : {}) })
   } catch (cause) {
     if (parsed.data.fail_mode === 'closed') throw guardFailure(cause)
-    return { client, model: input.model, policy, reservation: null, action: 'observe', masking: null, risk: 0, failedOpen: true }
+    return { client, model: input.model, policy, reservation: null, action: 'observe', masking: null, risk: 0, failedOpen: true, overlap: false }
   }
   if (admission.outcome === 'block') throw new ApiError(403, admission.message, { code: 'extraction_suspected' })
   if (admission.outcome === 'throttle') {
@@ -125,6 +127,94 @@ export async function guardBefore(c: Context<AppEnv>, input: GuardBeforeInput): 
     masking: admission.masking,
     risk: admission.risk,
     failedOpen: false,
+    overlap: admission.overlap,
+  }
+}
+
+// The clients (with their model) whose last admission on this isolate was a
+// plain allow (admitted, not throttled, not failed open): their next proxied
+// call may start before the guard answers.
+// Insertion order is age: the oldest go first past the cap.
+const clearedClients = new Map<string, number>()
+const CLEARED_CAP = 10_000
+// How long an allow vouches for the next call.
+const CLEARED_FOR_MS = 60_000
+
+function clearanceKey(c: Context<AppEnv>, model: string): string {
+  const { tenantId, keyId } = c.get('auth')
+  return `${tenantId}\n${keyId}\n${c.req.header(END_USER_HEADER) ?? ''}\n${model}`
+}
+
+function noteAdmission(key: string, ticket: GuardTicket | null): void {
+  clearedClients.delete(key)
+  // A degraded client is still admitted (its answers are masked, after the
+  // guard has answered); a throttled one is near a limit that refuses.
+  if (!ticket || !ticket.overlap || ticket.failedOpen || (ticket.action !== 'observe' && ticket.action !== 'degrade')) return
+  clearedClients.set(key, Date.now())
+  if (clearedClients.size > CLEARED_CAP) clearedClients.delete(clearedClients.keys().next().value!)
+}
+
+function cleared(key: string): boolean {
+  const at = clearedClients.get(key)
+  return at !== undefined && Date.now() - at < CLEARED_FOR_MS
+}
+
+export type GuardedCall<T> = {
+  // Starts the call; it must stop when `signal` aborts.
+  call: (signal: AbortSignal) => Promise<T>
+  // Releases what a finished call holds (an unread body) when the guard refuses it.
+  discard: (result: T) => Promise<void>
+}
+
+// A model call with the guard's admission around it. A Durable Object call
+// costs about as much as the rest of the proxy's own work, so under the
+// policy's `admission: "overlap"` (the default; the key's own policy, merged
+// in the guard's object, decides) a client whose last admission on this
+// isolate was a plain allow (admitted, observed or degraded but not
+// throttled, not failed open) has its call started while the guard decides; the answer is used only once
+// the guard admits the request, exactly as when it was asked first. A
+// refusal aborts the call, or discards its answer, and is the response.
+// Anyone else, and every client under `admission: "before"`, is admitted
+// first. A call that fails has its reservation given back.
+export async function guardAround<T>(c: Context<AppEnv>, input: GuardBeforeInput, guarded: GuardedCall<T>): Promise<{ ticket: GuardTicket; result: T }> {
+  const key = clearanceKey(c, input.model)
+  if (!cleared(key)) {
+    const ticket = await guardBefore(c, input).catch((error: unknown) => {
+      noteAdmission(key, null)
+      throw error
+    })
+    noteAdmission(key, ticket)
+    return { ticket, result: await settleOnFailure(c, ticket, guarded.call(new AbortController().signal)) }
+  }
+  const controller = new AbortController()
+  const started = guarded.call(controller.signal)
+  // Seen when awaited below; never an unhandled rejection while the guard decides.
+  started.catch(() => undefined)
+  // One turn of the event loop first, so the upstream request is on the wire before the guard's object runs.
+  await new Promise((resolve) => setTimeout(resolve, 0))
+  let ticket: GuardTicket
+  try {
+    ticket = await guardBefore(c, input)
+  } catch (error) {
+    noteAdmission(key, null)
+    controller.abort(error)
+    const finished = await started.then(
+      (result) => ({ result }),
+      () => null,
+    )
+    if (finished) await guarded.discard(finished.result).catch(() => undefined)
+    throw error
+  }
+  noteAdmission(key, ticket)
+  return { ticket, result: await settleOnFailure(c, ticket, started) }
+}
+
+async function settleOnFailure<T>(c: Context<AppEnv>, ticket: GuardTicket, call: Promise<T>): Promise<T> {
+  try {
+    return await call
+  } catch (error) {
+    await guardAfter(c, ticket, null)
+    throw error
   }
 }
 

@@ -29,7 +29,8 @@ export type AdmitRequest = {
 export const UNTRACKED_RESERVATION = ''
 
 export type Admission =
-  | { outcome: 'allow'; reservation: string; action: GuardAction; masking: MaskingMode | null; risk: number }
+  // overlap: the client's policy lets its next proxied call start before the guard answers.
+  | { outcome: 'allow'; reservation: string; action: GuardAction; masking: MaskingMode | null; risk: number; overlap: boolean }
   | { outcome: 'throttle'; limit: string; retryAfterSeconds: number; action: GuardAction; risk: number; message: string }
   | { outcome: 'block'; action: GuardAction; risk: number; message: string }
 

@@ -2,7 +2,15 @@ import type { Env } from '../env.ts'
 import { ApiError } from '../errors.ts'
 import { openTargetHeaders, type RouteRow } from './route-store.ts'
 
-export type UpstreamRequest = { path: string; method: string; headers: Record<string, string>; body: string | null }
+export type UpstreamRequest = {
+  path: string
+  method: string
+  headers: Record<string, string>
+  body: string | null
+  // Aborts the call (and any retry waiting) from outside: the guard refused
+  // the request the call was started for.
+  signal?: AbortSignal
+}
 export type UpstreamAnswer = { response: Response; target: number; url: string }
 
 // The order targets are tried in: as listed for `fallback`; for
@@ -16,7 +24,18 @@ function targetOrder(route: RouteRow): number[] {
   return [first, ...indices.filter((index) => index !== first)]
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done)
+    function done() {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      if (signal?.aborted) reject(signal.reason)
+      else resolve()
+    }
+  })
+}
 
 function joinUrl(base: string, path: string): string {
   return `${base.replace(/\/+$/, '')}${path.startsWith('/') ? path : `/${path}`}`
@@ -26,8 +45,10 @@ function joinUrl(base: string, path: string): string {
 // accepts. 429 and 5xx are retried on the same target with backoff first
 // (nothing has reached the client yet); a timeout or a refused connection
 // moves on to the next target. All timed out: 504. None reachable: 502.
+// An abort of request.signal rejects with its reason, whatever was tried.
 export async function callUpstream(env: Env, route: RouteRow, request: UpstreamRequest): Promise<UpstreamAnswer> {
   const { strategy } = route
+  const outer = request.signal
   let last: UpstreamAnswer | null = null
   let timedOut = false
   let failure = ''
@@ -41,23 +62,28 @@ export async function callUpstream(env: Env, route: RouteRow, request: UpstreamR
       // headers), not how long its body streams: a long streamed completion
       // must not be cut at timeout_ms. The timer is cleared once the answer
       // starts, so timers do not pile up either.
+      outer?.throwIfAborted()
       const controller = new AbortController()
       const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${strategy.timeout_ms} ms`, 'TimeoutError')), strategy.timeout_ms)
+      const abort = () => controller.abort(outer!.reason)
+      outer?.addEventListener('abort', abort)
       try {
         response = await fetch(url, { method: request.method, headers, body: request.body, signal: controller.signal, redirect: 'manual' })
       } catch (error) {
+        outer?.throwIfAborted()
         timedOut ||= error instanceof Error && error.name === 'TimeoutError'
         failure = error instanceof Error ? error.message : String(error)
         break
       } finally {
         clearTimeout(timer)
+        outer?.removeEventListener('abort', abort)
       }
       last = { response, target: index, url }
       if (!strategy.on_status.includes(response.status)) return last
       const retriable = response.status === 429 || response.status >= 500
       if (!retriable || attempt === strategy.retries) break
       await response.body?.cancel()
-      await sleep(100 * 2 ** attempt)
+      await sleep(100 * 2 ** attempt, outer)
     }
   }
   if (last) return last

@@ -5,7 +5,7 @@ import type { GuardPolicyInput } from '../../shared/guard/guard-policy.ts'
 import { database } from '../db/client.ts'
 import type { AppEnv } from '../env.ts'
 import { ApiError } from '../errors.ts'
-import { guardAfter, guardBefore, type GuardTicket } from '../guard/guard-hook.ts'
+import { guardAfter, guardAround } from '../guard/guard-hook.ts'
 import { requireScope } from '../middleware/auth.ts'
 import { callUpstream, upstreamError, type UpstreamAnswer } from '../proxy/call-upstream.ts'
 import { blockedCategories, proxyModerator, recordModeration, type ProxyModerator } from '../proxy/proxy-moderation.ts'
@@ -287,41 +287,42 @@ export function chatCompletionRoutes() {
     const inputVerdict = moderateInput(c, route.name, moderator, body)
 
     const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? 0)
-    const ticket: GuardTicket = await guardBefore(c, {
+    const guardInput = {
       model: `${route.name}/${upstreamModel}`,
-      kind: 'llm',
+      kind: 'llm' as const,
       policy: policy.guard as GuardPolicyInput | undefined,
       tokens: Number.isInteger(maxTokens) && maxTokens > 0 ? maxTokens : 0,
       report: {
-        kind: 'llm',
+        kind: 'llm' as const,
         prompt: messageTexts(body.messages).texts.join('\n'),
         ...(body.logit_bias && typeof body.logit_bias === 'object' ? { logitBias: body.logit_bias as Record<string, number> } : {}),
         logprobs: body.logprobs === true,
       },
+    }
+
+    const clientWantsUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true
+    body.model = upstreamModel
+    if (body.stream === true) body.stream_options = { ...(body.stream_options as object | undefined), include_usage: true }
+    const upstreamBody = JSON.stringify(body)
+    const { ticket, result: answer } = await guardAround(c, guardInput, {
+      call: async (signal) => {
+        const answer = await callUpstream(c.env, route, {
+          path: '/chat/completions',
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: body.stream === true ? 'text/event-stream' : 'application/json' },
+          body: upstreamBody,
+          signal,
+        })
+        if (!answer.response.ok) throw await upstreamError(answer)
+        return answer
+      },
+      discard: async (answer) => answer.response.body?.cancel(),
     })
     let settled = false
     const finish = async (tokens: number) => {
       if (settled) return
       settled = true
       await guardAfter(c, ticket, { tokens })
-    }
-
-    const clientWantsUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true
-    body.model = upstreamModel
-    if (body.stream === true) body.stream_options = { ...(body.stream_options as object | undefined), include_usage: true }
-    let answer: UpstreamAnswer
-    try {
-      answer = await callUpstream(c.env, route, {
-        path: '/chat/completions',
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: body.stream === true ? 'text/event-stream' : 'application/json' },
-        body: JSON.stringify(body),
-      })
-      if (!answer.response.ok) throw await upstreamError(answer)
-    } catch (error) {
-      await guardAfter(c, ticket, null)
-      settled = true
-      throw error
     }
     if (body.stream === true && answer.response.body) return answerStream(c, route.name, answer, policy, moderator, clientWantsUsage, inputVerdict, finish)
     if (inputVerdict) c.header(MODERATION_HEADER, inputVerdict)

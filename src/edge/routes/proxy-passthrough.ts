@@ -4,7 +4,7 @@ import type { GuardPolicyInput } from '../../shared/guard/guard-policy.ts'
 import { database } from '../db/client.ts'
 import type { AppEnv } from '../env.ts'
 import { ApiError } from '../errors.ts'
-import { guardAfter, guardBefore } from '../guard/guard-hook.ts'
+import { guardAfter, guardAround } from '../guard/guard-hook.ts'
 import { watermarkAnswers } from '../guard/watermark-answers.ts'
 import { effectiveMasking, maskRows } from '../inference/answer-policy.ts'
 import { requireScope } from '../middleware/auth.ts'
@@ -46,20 +46,23 @@ export function proxyPassthroughRoutes() {
       parsedBody = null
     }
     const input = numbersOf(parsedBody)
-    const ticket = await guardBefore(c, { model: route.name, kind: 'classifier', policy: policy.guard as GuardPolicyInput | undefined, units: 1 })
     const headers: Record<string, string> = {}
     for (const name of FORWARDED_HEADERS) {
       const value = c.req.header(name)
       if (value) headers[name] = value
     }
-    let answer
-    try {
-      answer = await callUpstream(c.env, route, { path, method: c.req.method, headers, body })
-      if (!answer.response.ok) throw await upstreamError(answer)
-    } catch (error) {
-      await guardAfter(c, ticket, null)
-      throw error
-    }
+    const { ticket, result: answer } = await guardAround(
+      c,
+      { model: route.name, kind: 'classifier', policy: policy.guard as GuardPolicyInput | undefined, units: 1 },
+      {
+        call: async (signal) => {
+          const answer = await callUpstream(c.env, route, { path, method: c.req.method, headers, body, signal })
+          if (!answer.response.ok) throw await upstreamError(answer)
+          return answer
+        },
+        discard: async (answer) => answer.response.body?.cancel(),
+      },
+    )
     const document = (await answer.response.json().catch(() => undefined)) as unknown
     const pointer = parsePointer(route.probabilitiesPath ?? '')
     const found = document === undefined || !pointer ? undefined : readPointer(document, pointer)

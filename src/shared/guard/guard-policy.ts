@@ -35,6 +35,13 @@ export const guardPolicySchema = z
     // it (503), `open` lets it through unguarded. Closed by default, because
     // a block rule that fails open protects nothing.
     fail_mode: z.enum(['open', 'closed']).default('closed'),
+    // When a proxied call to a model owner's upstream starts. `overlap`: at
+    // once, while the guard decides, whenever the guard's last answer on this
+    // edge for the client and model was a plain allow; the answer waits for
+    // the guard's and is thrown away if it refuses (the upstream did the work
+    // once; the client never sees it and nothing is metered). `before`: only
+    // once the guard has admitted it.
+    admission: z.enum(['overlap', 'before']).default('overlap'),
     limits: guardLimitsSchema.default({}),
     thresholds: z
       .object({
