@@ -314,7 +314,7 @@ describe('moat-usage: a batch that fails part-way (its write, or after it), deli
       }
     }
     if (fault === 'ledger') {
-      const fired = failStatementOnce(/insert into "usage_events"/i)
+      const fired = failStatementOnce(/insert into usage_events/i)
       const first = await deliverAgain('moat-usage', messages, 1)
       expect(fired()).toBe(true)
       expect(String(first.thrown)).toMatch(/injected D1 failure/)

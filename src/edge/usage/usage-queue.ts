@@ -1,35 +1,33 @@
 import type { RequestObservation } from '../../shared/traffic/request-observation.ts'
 import type { UsageEvent } from '../../shared/usage-event.ts'
 import { readUsageMessage, type RequestUsage } from '../../shared/usage-message.ts'
-import { database } from '../db/client.ts'
-import { usageEvents } from '../db/schema.ts'
+import { insertOrIgnoreRows } from '../db/insert-rows.ts'
 import type { Env } from '../env.ts'
 import { recordObservations } from './record-observations.ts'
 
 export type LedgerEntry = UsageEvent & { kind?: 'usage' | 'correction'; reason?: string | null }
 
+const EVENT_COLUMNS = ['id', 'tenant_id', 'key_id', 'meter', 'value', 'timestamp', 'request_id', 'recorded_at', 'kind', 'reason'] as const
+
+// Insert-or-ignore into the ledger (the event id makes a redelivery count
+// once), in one transaction; triggers roll the new rows up and fill the
+// billing sinks' outbox.
 export async function recordUsageEvents(env: Pick<Env, 'DB'>, events: readonly LedgerEntry[]): Promise<void> {
   if (events.length === 0) return
-  const db = database(env)
   const recordedAt = Date.now()
-  const inserts = events.map((event) =>
-    db
-      .insert(usageEvents)
-      .values({
-        id: event.id,
-        tenantId: event.tenant_id,
-        keyId: event.key_id,
-        meter: event.meter,
-        value: event.value,
-        timestamp: event.timestamp,
-        requestId: event.request_id,
-        recordedAt,
-        kind: event.kind ?? 'usage',
-        reason: event.reason ?? null,
-      })
-      .onConflictDoNothing(),
-  )
-  await db.batch(inserts as [(typeof inserts)[number], ...typeof inserts])
+  const rows = events.map((event) => [
+    event.id,
+    event.tenant_id,
+    event.key_id,
+    event.meter,
+    event.value,
+    event.timestamp,
+    event.request_id,
+    recordedAt,
+    event.kind ?? 'usage',
+    event.reason ?? null,
+  ])
+  await env.DB.batch(insertOrIgnoreRows(env.DB, 'usage_events', EVENT_COLUMNS, rows))
 }
 
 // Sends usage off the critical path: one event, one observation, or a
