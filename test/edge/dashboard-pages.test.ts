@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { fetchPage, post, signIn } from './dashboard-browser.ts'
-import { ADMIN_TOKEN, bytesOf, call, createKey, createTenant, deliver, jobRow, json, putArtifact, registerModel, type Tenant } from './helpers.ts'
+import { ADMIN_TOKEN, bytesOf, call, createKey, createTenant, deliver, jobRow, json, putArtifact, keyIdOf, registerModel, type Tenant } from './helpers.ts'
 
 // The dashboard pieces beyond the first pages: starting jobs, lineage on the
 // models page, usage per key, moderation by category.
@@ -21,11 +21,6 @@ models:
   - model: ${b}
     parameters: {weight: 0.5}
 `
-
-async function keyIdOf(tenant: Tenant, key: string): Promise<string> {
-  const keys = (await json(await call('/v1/keys', { key: tenant.adminKey }))).data as { id: string; prefix: string }[]
-  return keys.find((k) => key.startsWith(k.prefix))!.id
-}
 
 describe('starting jobs from the dashboard', () => {
   it('starts a verification of a chosen version, billed as one jobs.created, and shows it', async () => {

@@ -1,10 +1,6 @@
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
-import { env } from 'cloudflare:workers'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { Env } from '../../src/edge/env.ts'
-import type { AdmitRequest, SettleRequest } from '../../src/edge/guard/guard-protocol.ts'
-import worker from '../../src/edge/index.ts'
-import { call, createKey, createTenant, json, type Tenant } from './helpers.ts'
+import { call, chatWith, completionResponse, createKey, createOwnerRoute, createTenant, json, keyIdOf, wrappedGuard, type Tenant } from './helpers.ts'
 
 // Under `admission: "overlap"` (the default) a client whose last admission
 // was a plain allow has its upstream call started while the guard decides;
@@ -12,46 +8,23 @@ import { call, createKey, createTenant, json, type Tenant } from './helpers.ts'
 // admitted first. The guard's object answers here after a delay, so the
 // order of its answer and the upstream call shows which way a call went.
 
-const BASE = 'http://moat.test'
 const GUARD_DELAY_MS = 40
 
 type Event = 'admitted' | 'upstream'
 
 // The guard binding, answering admissions GUARD_DELAY_MS late and logging when.
 function slowGuard(events: Event[]) {
-  const namespace = env.CLIENT_GUARD
-  return {
-    ...(env as unknown as Env),
-    CLIENT_GUARD: {
-      idFromName: namespace.idFromName.bind(namespace),
-      get: (id: DurableObjectId) => {
-        const stub = namespace.get(id)
-        return {
-          admit: async (request: AdmitRequest) => {
-            await new Promise((resolve) => setTimeout(resolve, GUARD_DELAY_MS))
-            const admission = await stub.admit(request)
-            events.push('admitted')
-            return admission
-          },
-          settle: (request: SettleRequest) => stub.settle(request),
-        }
-      },
-    },
-  } as unknown as Env
+  return wrappedGuard(async (method, call) => {
+    if (method === 'settle') return call()
+    await new Promise((resolve) => setTimeout(resolve, GUARD_DELAY_MS))
+    const admission = await call()
+    events.push('admitted')
+    return admission
+  })
 }
 
-const completion = () =>
-  Response.json({
-    id: 'chatcmpl-1',
-    object: 'chat.completion',
-    created: 1,
-    model: 'gpt',
-    choices: [{ index: 0, message: { role: 'assistant', content: 'Bonjour.' }, finish_reason: 'stop' }],
-    usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 },
-  })
-
 // The upstream: logs each call; `answer` decides what it does with it.
-function upstream(events: Event[], answer: (signal: AbortSignal) => Promise<Response> = async () => completion()) {
+function upstream(events: Event[], answer: (signal: AbortSignal) => Promise<Response> = async () => completionResponse()) {
   const signals: AbortSignal[] = []
   vi.spyOn(globalThis, 'fetch').mockImplementation(async (_input, init) => {
     events.push('upstream')
@@ -61,39 +34,19 @@ function upstream(events: Event[], answer: (signal: AbortSignal) => Promise<Resp
   return signals
 }
 
-async function chat(bindings: Env, key: string, content: string) {
-  const ctx = createExecutionContext()
-  const response = await worker.fetch(
-    new Request(`${BASE}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'owner/gpt', messages: [{ role: 'user', content }] }),
-    }),
-    bindings,
-    ctx,
-  )
-  await waitOnExecutionContext(ctx)
-  return response
-}
 
 let tenant: Tenant
 beforeAll(async () => {
   tenant = await createTenant('guard-overlap')
-  const res = await call('/v1/routes', { key: tenant.adminKey, body: { name: 'owner', kind: 'openai', upstream_url: 'https://upstream.example/v1' } })
-  expect(res.status, await res.clone().text()).toBe(201)
+  await createOwnerRoute(tenant)
 })
 
 afterEach(() => {
   vi.restoreAllMocks()
 })
 
-async function keyIdOf(key: string): Promise<string> {
-  const listed = await json(await call('/v1/keys', { key: tenant.adminKey }))
-  return listed.data.find((k: { prefix: string; id: string }) => key.startsWith(k.prefix)).id
-}
-
 async function setKeyPolicy(key: string, policy: object) {
-  const res = await call(`/v1/guard/clients/${await keyIdOf(key)}/policy`, { method: 'PUT', key: tenant.adminKey, body: { policy } })
+  const res = await call(`/v1/guard/clients/${await keyIdOf(tenant, key)}/policy`, { method: 'PUT', key: tenant.adminKey, body: { policy } })
   expect(res.status, await res.clone().text()).toBe(200)
 }
 
@@ -103,11 +56,11 @@ describe('the guard around a proxied call', () => {
     const events: Event[] = []
     upstream(events)
     const bindings = slowGuard(events)
-    const first = await chat(bindings, key, 'What is the capital of Norway?')
+    const first = await chatWith(bindings, key, 'What is the capital of Norway?')
     expect(first.status).toBe(200)
     expect(events).toEqual(['admitted', 'upstream'])
     events.length = 0
-    const second = await chat(bindings, key, 'And of Sweden?')
+    const second = await chatWith(bindings, key, 'And of Sweden?')
     expect(second.status).toBe(200)
     expect((await json(second)).choices[0].message.content).toBe('Bonjour.')
     expect(events).toEqual(['upstream', 'admitted'])
@@ -122,21 +75,21 @@ describe('the guard around a proxied call', () => {
     const signals = upstream(events, (signal) =>
       hold
         ? new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)))
-        : Promise.resolve(completion()),
+        : Promise.resolve(completionResponse()),
     )
     const bindings = slowGuard(events)
-    expect((await chat(bindings, key, 'What is the capital of Norway?')).status).toBe(200)
-    expect((await chat(bindings, key, 'And of Sweden?')).status).toBe(200)
+    expect((await chatWith(bindings, key, 'What is the capital of Norway?')).status).toBe(200)
+    expect((await chatWith(bindings, key, 'And of Sweden?')).status).toBe(200)
     hold = true
     events.length = 0
-    const refused = await chat(bindings, key, 'And of Finland?')
+    const refused = await chatWith(bindings, key, 'And of Finland?')
     expect(refused.status).toBe(429)
     expect((await json(refused)).error).toMatchObject({ code: 'rate_limited', param: 'rpm' })
     expect(events).toEqual(['upstream', 'admitted'])
     expect(signals.at(-1)!.aborted).toBe(true)
     // Refused last time: asked first now, and the upstream never sees the call.
     events.length = 0
-    expect((await chat(bindings, key, 'And of Denmark?')).status).toBe(429)
+    expect((await chatWith(bindings, key, 'And of Denmark?')).status).toBe(429)
     expect(events).toEqual(['admitted'])
   })
 
@@ -147,7 +100,7 @@ describe('the guard around a proxied call', () => {
     upstream(events)
     const bindings = slowGuard(events)
     for (const question of ['What is the capital of Norway?', 'And of Sweden?', 'And of Finland?']) {
-      expect((await chat(bindings, key, question)).status).toBe(200)
+      expect((await chatWith(bindings, key, question)).status).toBe(200)
     }
     expect(events).toEqual(['admitted', 'upstream', 'admitted', 'upstream', 'admitted', 'upstream'])
   })
@@ -159,19 +112,19 @@ describe('the guard around a proxied call', () => {
     let fail = false
     upstream(events, async () => {
       if (fail) throw new TypeError('connection refused')
-      return completion()
+      return completionResponse()
     })
     const bindings = slowGuard(events)
-    expect((await chat(bindings, key, 'What is the capital of Norway?')).status).toBe(200)
+    expect((await chatWith(bindings, key, 'What is the capital of Norway?')).status).toBe(200)
     fail = true
     events.length = 0
-    const failed = await chat(bindings, key, 'And of Sweden?')
+    const failed = await chatWith(bindings, key, 'And of Sweden?')
     expect(failed.status).toBe(502)
     expect(events).toEqual(['upstream', 'admitted'])
     // A client without an end user is known by its key's id.
-    const client = await json(await call(`/v1/guard/clients/${await keyIdOf(key)}`, { key: tenant.adminKey }))
+    const client = await json(await call(`/v1/guard/clients/${await keyIdOf(tenant, key)}`, { key: tenant.adminKey }))
     expect(client.in_flight).toBe(0)
     fail = false
-    expect((await chat(bindings, key, 'And of Finland?')).status).toBe(200)
+    expect((await chatWith(bindings, key, 'And of Finland?')).status).toBe(200)
   })
 })

@@ -8,7 +8,7 @@ import { requireKey } from '../../src/edge/middleware/auth.ts'
 import { handleError } from '../../src/edge/middleware/error-envelope.ts'
 import { requestId } from '../../src/edge/middleware/request-id.ts'
 import { seededRandom } from '../../src/shared/guard/seeded-random.ts'
-import { call, createKey, createTenant, json, type Tenant } from './helpers.ts'
+import { call, createKey, createTenant, json, keyIdOf, type Tenant } from './helpers.ts'
 
 // The guard hook is driven the way predict and the proxy call it: inside a
 // request that passed auth. `model` stands in for the model call.
@@ -36,11 +36,6 @@ function harness(bindings: Env = env) {
 }
 
 const run = harness()
-
-async function keyIdOf(tenant: Tenant, key: string): Promise<string> {
-  const listed = await json(await call('/v1/keys', { key: tenant.adminKey }))
-  return listed.data.find((k: { prefix: string; id: string }) => key.startsWith(k.prefix)).id
-}
 
 async function setPolicy(tenant: Tenant, clientId: string, policy: unknown) {
   return call(`/v1/guard/clients/${clientId}/policy`, { method: 'PUT', key: tenant.adminKey, body: { policy } })

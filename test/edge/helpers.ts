@@ -1,5 +1,7 @@
-import { createExecutionContext, createMessageBatch, getQueueResult, type QueueResult } from 'cloudflare:test'
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext, type QueueResult } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
+import type { Env } from '../../src/edge/env.ts'
+import type { AdmitRequest, SettleRequest } from '../../src/edge/guard/guard-protocol.ts'
 import worker from '../../src/edge/index.ts'
 import { signRunnerRequest } from '../../src/shared/runner-signature.ts'
 import type { RequestObservation } from '../../src/shared/traffic/request-observation.ts'
@@ -21,6 +23,68 @@ export async function call(path: string, options: CallOptions = {}): Promise<Res
     body = JSON.stringify(options.body)
   }
   return exports.default.fetch(`${BASE}${path}`, { method: options.method ?? (body ? 'POST' : 'GET'), headers, body })
+}
+
+// A chat completion on route `owner` with its own bindings (the guard
+// wrapped to count or slow its calls, say), its background work awaited.
+export async function chatWith(bindings: Env, key: string, content: string, extra: Record<string, unknown> = {}): Promise<Response> {
+  const ctx = createExecutionContext()
+  const response = await worker.fetch(
+    new Request(`${BASE}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'owner/gpt', messages: [{ role: 'user', content }], ...extra }),
+    }),
+    bindings,
+    ctx,
+  )
+  await waitOnExecutionContext(ctx)
+  return response
+}
+
+// The bindings with the guard's objects wrapped: `around` runs each call the
+// edge makes to one (admit or settle) and returns its answer.
+export type GuardCall = (method: 'admit' | 'settle', call: () => Promise<unknown>) => Promise<unknown>
+
+export function wrappedGuard(around: GuardCall): Env {
+  const namespace = env.CLIENT_GUARD
+  return {
+    ...(env as unknown as Env),
+    CLIENT_GUARD: {
+      idFromName: namespace.idFromName.bind(namespace),
+      get: (id: DurableObjectId) => {
+        const stub = namespace.get(id)
+        return {
+          admit: (request: AdmitRequest) => around('admit', () => stub.admit(request)),
+          settle: (request: SettleRequest) => around('settle', () => stub.settle(request)),
+        }
+      },
+    },
+  } as unknown as Env
+}
+
+// The id of one of the tenant's keys, from the key itself.
+export async function keyIdOf(tenant: Tenant, key: string): Promise<string> {
+  const keys = (await json(await call('/v1/keys', { key: tenant.adminKey }))).data as { id: string; prefix: string }[]
+  return keys.find((k) => key.startsWith(k.prefix))!.id
+}
+
+// What a mocked OpenAI-style upstream answers a chat completion with.
+export function completionResponse(promptTokens = 5, completionTokens = 3): Response {
+  return Response.json({
+    id: 'chatcmpl-1',
+    object: 'chat.completion',
+    created: 1,
+    model: 'gpt',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'Bonjour.' }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+  })
+}
+
+// Route `owner` (OpenAI-style) for the tenant, its upstream mocked by the test.
+export async function createOwnerRoute(tenant: Tenant): Promise<void> {
+  const res = await call('/v1/routes', { key: tenant.adminKey, body: { name: 'owner', kind: 'openai', upstream_url: 'https://upstream.example/v1' } })
+  if (res.status !== 201) throw new Error(`route creation failed: ${res.status} ${await res.text()}`)
 }
 
 export async function json<T = any>(response: Response): Promise<T> {
