@@ -73,3 +73,44 @@ it('writes the volume detector behind an admission: with the call’s report, or
   expect(await storedVolumeCount(stub)).toBe(3)
   await stub.settle({ client, model: 'm', policy: {}, reservation: first, tokens: 0, units: 0, report: null, now: t + 40 })
 })
+
+const storedAction = (stub: DurableObjectStub<ClientGuard>) =>
+  runInDurableObject(stub, (_instance, state) => {
+    const row = state.storage.sql.exec<{ value: string }>(`SELECT value FROM guard_meta WHERE key = 'client'`).one()
+    return (JSON.parse(row.value) as { action: string }).action
+  })
+
+const dailyRows = (stub: DurableObjectStub<ClientGuard>) =>
+  runInDurableObject(stub, (_instance, state) => state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM daily`).one().n)
+
+it('writes the client record behind an observed LLM call unless it escalates, and counts requests only under a daily limit', async () => {
+  const stub = env.CLIENT_GUARD.get(env.CLIENT_GUARD.idFromName('record-behind')) as DurableObjectStub<ClientGuard>
+  // Early in a volume interval (a minute), so every call below counts in the same one.
+  const t = Math.floor(Date.now() / 60_000) * 60_000 + 1000
+  // A rigidly templated flood: the client is throttled once enough prompts share the template.
+  let calls = 0
+  const admit = async () => {
+    calls++
+    const admission = (await stub.admit({ client, model: 'llm', policy: {}, tokens: 0, units: 0, report: { kind: 'llm', prompt: `Translate the word number ${calls} into French, please.` }, now: t + calls })) as Admission
+    if (admission.outcome !== 'allow') throw new Error(`not allowed: ${admission.outcome}`)
+  }
+  await admit()
+  // A new client's record is stored at once; with no daily_requests limit nothing is counted.
+  expect(await storedVolumeCount(stub)).toBe(1)
+  expect(await dailyRows(stub)).toBe(0)
+  while ((await stub.view()).action === 'observe') {
+    await admit()
+    if ((await stub.view()).action === 'observe') expect(await storedVolumeCount(stub)).toBe(1)
+    if (calls > 100) throw new Error('the flood never escalated')
+  }
+  // The escalation is stored with the call that made it, and the record with it.
+  expect(await storedAction(stub)).toBe('throttle')
+  expect(await storedVolumeCount(stub)).toBe(calls)
+  const escalatedAt = calls
+  for (let k = 0; k < 5; k++) await admit()
+  expect(await storedVolumeCount(stub)).toBe(escalatedAt)
+  // What is left, the alarm stores.
+  expect(await runDurableObjectAlarm(stub)).toBe(true)
+  expect(await storedVolumeCount(stub)).toBe(calls)
+  expect(await dailyRows(stub)).toBe(0)
+})

@@ -230,7 +230,11 @@ export class ClientGuard extends DurableObject<Env> {
       buckets.push([name, decision.bucket])
     }
     for (const [name, bucket] of buckets) this.saveBucket(name, bucket)
-    this.addDaily('daily_requests', day, 1)
+    // Counted only under a daily_requests limit (from when one applies), as
+    // tokens are counted only when a limit needs them: a write on every call
+    // holds every answer until storage confirms it (the output gate), which
+    // was most of what the guard added to a proxied call.
+    if (limits.daily_requests !== undefined) this.addDaily('daily_requests', day, 1)
     // A call observed here needs no report after it unless a limit counts
     // what it used or how many run at once: then nothing is reserved, and
     // the edge makes one call to this object instead of two.
@@ -280,7 +284,7 @@ export class ClientGuard extends DurableObject<Env> {
       this.addDaily('budget_units', held.day, units - held.units)
       // A call that used nothing (it failed before the model ran) was not a
       // request the client got an answer for.
-      if (request.tokens === null && request.report === null) this.addDaily('daily_requests', held.day, -1)
+      if (request.tokens === null && request.report === null && limits.daily_requests !== undefined) this.addDaily('daily_requests', held.day, -1)
       this.ctx.storage.sql.exec(`DELETE FROM reservations WHERE id = ?`, request.reservation)
     }
     if (!policy.enabled || request.report === null) {
@@ -317,7 +321,6 @@ export class ClientGuard extends DurableObject<Env> {
     }
     entry.readings = readSignals(entry.signals, options, policy)
     this.storedReadings().set(model, entry.readings)
-    await this.saveSignalsBehind(model, now)
 
     const readings = [...this.allReadings()]
     if (this.meta.volume) readings.push(readVolume(this.meta.volume, policy, volumeZ(this.meta.volume, DEFAULT_VOLUME_OPTIONS)))
@@ -332,7 +335,11 @@ export class ClientGuard extends DurableObject<Env> {
       this.meta.actionSince = now
       this.meta.escalations++
     }
-    this.saveMeta()
+    // An escalation is kept at once; a new risk score without one is derived
+    // from the detectors' state and is written behind with it.
+    if (escalated || !this.metaSaved) this.saveMeta()
+    else this.metaDirty = true
+    await this.saveSignalsBehind(model, now)
     if (escalated) await this.recordEvent('escalated', previous, model, now)
     else await this.syncView(now, false)
     return { risk: assessment.score, action: this.meta.action, escalated }
@@ -412,6 +419,7 @@ export class ClientGuard extends DurableObject<Env> {
       const entry = this.models.get(model)
       if (entry) this.saveModel(model, entry, now)
     }
+    if (this.metaDirty) this.saveMeta()
     this.unsaved.clear()
     this.signalsSavedAt = now
   }
