@@ -131,10 +131,10 @@ export async function guardBefore(c: Context<AppEnv>, input: GuardBeforeInput): 
   }
 }
 
-// The clients (with their model) whose last admission on this isolate was a
-// plain allow (admitted, not throttled, not failed open): their next proxied
-// call may start before the guard answers.
-// Insertion order is age: the oldest go first past the cap.
+// The clients (with their model) whose last admission on this isolate was an
+// allow (not throttled, not failed open): their next proxied call may start
+// before the guard answers. Insertion order is age: the oldest go first past
+// the cap.
 const clearedClients = new Map<string, number>()
 const CLEARED_CAP = 10_000
 // How long an allow vouches for the next call.
@@ -170,12 +170,12 @@ export type GuardedCall<T> = {
 // costs about as much as the rest of the proxy's own work, so under the
 // policy's `admission: "overlap"` (the default; the key's own policy, merged
 // in the guard's object, decides) a client whose last admission on this
-// isolate was a plain allow (admitted, observed or degraded but not
-// throttled, not failed open) has its call started while the guard decides; the answer is used only once
-// the guard admits the request, exactly as when it was asked first. A
-// refusal aborts the call, or discards its answer, and is the response.
-// Anyone else, and every client under `admission: "before"`, is admitted
-// first. A call that fails has its reservation given back.
+// isolate was an allow (observed or degraded, not throttled, not failed
+// open) has its call started while the guard decides; the answer is used
+// only once the guard admits the request, exactly as when it was asked
+// first. A refusal aborts the call, or discards its answer, and is the
+// response. Anyone else, and every client under `admission: "before"`, is
+// admitted first. A call that fails has its reservation given back.
 export async function guardAround<T>(c: Context<AppEnv>, input: GuardBeforeInput, guarded: GuardedCall<T>): Promise<{ ticket: GuardTicket; result: T }> {
   const key = clearanceKey(c, input.model)
   if (!cleared(key)) {
