@@ -114,3 +114,24 @@ it('writes the client record behind an observed LLM call unless it escalates, an
   expect(await storedVolumeCount(stub)).toBe(calls)
   expect(await dailyRows(stub)).toBe(0)
 })
+
+it('keeps an action that cooled down at once, also when the call that finds it brings a report', async () => {
+  const stub = env.CLIENT_GUARD.get(env.CLIENT_GUARD.idFromName('cooled-with-report')) as DurableObjectStub<ClientGuard>
+  const t = Date.now()
+  const admit = (now: number, prompt: string) =>
+    stub.admit({ client, model: 'llm', policy: { cooldown_seconds: 60 }, tokens: 0, units: 0, report: { kind: 'llm', prompt }, now }) as Promise<Admission>
+  await admit(t, 'What is the capital of Norway?')
+  // Throttled just after (as an escalation would have left it).
+  await runInDurableObject(stub, (instance) => {
+    const guard = instance as unknown as { meta: { action: string; actionSince: number }; saveMeta(): void }
+    guard.meta.action = 'throttle'
+    guard.meta.actionSince = t + 1000
+    guard.saveMeta()
+  })
+  // A call a minute on stores the record (the client list is due, and the detectors' state) while still throttled…
+  expect(await admit(t + 60_900, 'And of Sweden?')).toMatchObject({ outcome: 'allow', action: 'throttle' })
+  expect(await storedAction(stub)).toBe('throttle')
+  // …so the call 0.2 s later, which finds the cooldown over, is due for neither: the cooled action is kept anyway.
+  expect(await admit(t + 61_100, 'And of Finland?')).toMatchObject({ outcome: 'allow', action: 'observe' })
+  expect(await storedAction(stub)).toBe('observe')
+})

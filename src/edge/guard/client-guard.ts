@@ -255,11 +255,13 @@ export class ClientGuard extends DurableObject<Env> {
     // A reservation expires at now + TTL, and today's counters at midnight:
     // an alarm set for then or sooner already covers them.
     await this.scheduleAlarmBy(tracked ? now + RESERVATION_TTL_MS : nextUtcDay(now), now)
+    // A new client's record, and an action that just cooled down, are kept
+    // at once; otherwise the record is written behind.
+    if (!this.metaSaved || cooled) this.saveMeta()
+    else this.metaDirty = true
     // Observed after the decision, as a report after the call would be: what
     // this call shows acts from the next one on.
     if (request.report) await this.observe(request.client, request.model, request.report, policy, now)
-    else if (!this.metaSaved || cooled) this.saveMeta()
-    else this.metaDirty = true
     const masking = actionRank(action) >= actionRank('degrade') ? policy.degrade_masking : null
     return { outcome: 'allow', reservation, action, masking, risk, overlap }
   }
