@@ -128,3 +128,23 @@ describe('the guard around a proxied call', () => {
     expect((await chatWith(bindings, key, 'And of Finland?')).status).toBe(200)
   })
 })
+
+it('answers a route whose guard policy stopped parsing with a 400 before any upstream call, even for a cleared client', async () => {
+  const key = await createKey(tenant)
+  const made = await call('/v1/routes', { key: tenant.adminKey, body: { name: 'shifting', kind: 'openai', upstream_url: 'https://upstream.example/v1' } })
+  expect(made.status).toBe(201)
+  const events: Event[] = []
+  upstream(events)
+  const bindings = slowGuard(events)
+  const ask = (content: string) => chatWith(bindings, key, content, { model: 'shifting/gpt' })
+  expect((await ask('What is the capital of Norway?')).status).toBe(200)
+  const updated = await call(`/v1/routes/${(await json(made)).id}`, { method: 'PATCH', key: tenant.adminKey, body: { policy: { guard: { admission: 'sideways' } } } })
+  expect(updated.status, await updated.clone().text()).toBe(200)
+  // The edge keeps a route for 2 s.
+  await new Promise((resolve) => setTimeout(resolve, 2100))
+  events.length = 0
+  const refused = await ask('And of Sweden?')
+  expect(refused.status).toBe(400)
+  expect((await json(refused)).error.code).toBe('invalid_policy')
+  expect(events).toEqual([])
+})

@@ -2,7 +2,7 @@ import type { Context } from 'hono'
 import { guardPolicySchema, type GuardAction, type GuardPolicyInput, type MaskingMode } from '../../shared/guard/guard-policy.ts'
 import type { AppEnv } from '../env.ts'
 import { ApiError } from '../errors.ts'
-import { END_USER_HEADER, guardStub, isValidEndUser } from './client-id.ts'
+import { clientId, END_USER_HEADER, guardStub, isValidEndUser } from './client-id.ts'
 import { UNTRACKED_RESERVATION, type ClassifierReport, type ClientIdentity, type LlmReport } from './guard-protocol.ts'
 
 // The guard hook that hosted inference (`/v1/models/{id}/predict`) and the
@@ -141,8 +141,7 @@ const CLEARED_CAP = 10_000
 const CLEARED_FOR_MS = 60_000
 
 function clearanceKey(c: Context<AppEnv>, model: string): string {
-  const { tenantId, keyId } = c.get('auth')
-  return `${tenantId}\n${keyId}\n${c.req.header(END_USER_HEADER) ?? ''}\n${model}`
+  return `${clientId({ keyId: c.get('auth').keyId, endUser: c.req.header(END_USER_HEADER) ?? null })}\n${model}`
 }
 
 function noteAdmission(key: string, ticket: GuardTicket | null): void {
@@ -178,7 +177,8 @@ export type GuardedCall<T> = {
 // admitted first. A call that fails has its reservation given back.
 export async function guardAround<T>(c: Context<AppEnv>, input: GuardBeforeInput, guarded: GuardedCall<T>): Promise<{ ticket: GuardTicket; result: T }> {
   const key = clearanceKey(c, input.model)
-  if (!cleared(key)) {
+  // A policy that does not parse is a 400 from guardBefore, before any call starts.
+  if (!cleared(key) || !checkPolicy(input.policy).success) {
     const ticket = await guardBefore(c, input).catch((error: unknown) => {
       noteAdmission(key, null)
       throw error

@@ -28,6 +28,8 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(done, ms)
     signal?.addEventListener('abort', done)
+    // Aborted already: an abort event will not come again.
+    if (signal?.aborted) done()
     function done() {
       clearTimeout(timer)
       signal?.removeEventListener('abort', done)
