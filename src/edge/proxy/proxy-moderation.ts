@@ -1,6 +1,7 @@
 import { createId } from '../../shared/ids.ts'
 import { OMNI_CATEGORIES } from '../../shared/moderation/categories.ts'
 import { compileLists, decide, type ModerationResult } from '../../shared/moderation/decide.ts'
+import type { HeadThresholds } from '../../shared/moderation/engine.ts'
 import { resolvePolicy, type ModerationPolicy, type ResolvedPolicy } from '../../shared/moderation/policy.ts'
 import type { Env } from '../env.ts'
 import { moderationEngine } from '../moderation/engine-instance.ts'
@@ -38,10 +39,12 @@ async function buildModerator(env: Env, tenantId: string, routePolicy: Moderatio
   const lists = compileLists(policy)
   const engine = await moderationEngine()
   const injectionThreshold = engine.model.thresholds.injection
+  // The proxy acts on the decision and records only the scores that reached
+  // a threshold: the language is identified when it can change either.
+  const decisiveAt = { ...Object.fromEntries(OMNI_CATEGORIES.map((category) => [category, policy.categories[category].threshold])), injection: injectionThreshold } as HeadThresholds
   return {
     policy,
-    // The proxy acts on the decision only: the language is identified when it can change one.
-    check: (text) => decide(text, engine.analyze(text, { ...lists, language: 'when-cues-match' }), policy, { categories: OMNI_CATEGORIES, injectionThreshold }),
+    check: (text) => decide(text, engine.analyze(text, { ...lists, language: { decisiveAt } }), policy, { categories: OMNI_CATEGORIES, injectionThreshold }),
   }
 }
 

@@ -28,7 +28,9 @@ export type LinearModel = {
   logits(hashes: readonly number[], hashWeight: number, named: readonly number[], out: Float64Array): void
   // The same, for n-grams handed over one at a time by `visit` (which
   // returns their count, for the weight): no array of hashes in between.
-  streamLogits(visit: (emit: (hash: number) => void) => number, weightOf: (count: number) => number, named: readonly number[], out: Float64Array): void
+  // `bare`, when given, receives the logits without the named features in
+  // the same pass, equal to those of a call with `named` empty.
+  streamLogits(visit: (emit: (hash: number) => void) => number, weightOf: (count: number) => number, named: readonly number[], out: Float64Array, bare?: Float64Array): void
   calibrate(head: number, logit: number): number
 }
 
@@ -68,7 +70,7 @@ export function loadLinearModel(file: ModelWeightsFile): LinearModel {
       }
       for (let h = 0; h < heads; h++) out[h] = file.bias[h]! + file.scales[h]! * (sums[h]! * hashWeight + namedSums[h]!)
     },
-    streamLogits(visit, weightOf, named, out) {
+    streamLogits(visit, weightOf, named, out, bare) {
       sums.fill(0)
       namedSums.fill(0)
       const count = visit(add)
@@ -78,6 +80,8 @@ export function loadLinearModel(file: ModelWeightsFile): LinearModel {
       }
       const hashWeight = weightOf(count)
       for (let h = 0; h < heads; h++) out[h] = file.bias[h]! + file.scales[h]! * (sums[h]! * hashWeight + namedSums[h]!)
+      // `+ 0` as when no named feature is summed: keeps -0 from making the two differ.
+      if (bare) for (let h = 0; h < heads; h++) bare[h] = file.bias[h]! + file.scales[h]! * (sums[h]! * hashWeight + 0)
     },
     calibrate(head, logit) {
       const [a, b] = file.calibration[head]!

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { OMNI_CATEGORIES } from '../../../src/shared/moderation/categories.ts'
 import { compileLists, decide } from '../../../src/shared/moderation/decide.ts'
-import { createModerationEngine } from '../../../src/shared/moderation/engine.ts'
+import { createModerationEngine, type HeadThresholds } from '../../../src/shared/moderation/engine.ts'
 import { resolvePolicy } from '../../../src/shared/moderation/policy.ts'
 
 const engine = createModerationEngine()
@@ -94,7 +94,7 @@ describe('the engine’s streamed scoring', () => {
   })
 })
 
-describe('identifying the language only when cues match', () => {
+describe('identifying the language only where it can change a decision', () => {
   // Words that fire cues, words of other languages the lexicons would
   // misread ("die", "negro"), function words that make a text English, and
   // neutral ones: every mix must be decided the same both ways.
@@ -104,25 +104,63 @@ describe('identifying the language only when cues match', () => {
     ...['the', 'and', 'you', 'that', 'this', 'with', 'have', 'what', 'your', 'please'],
     ...['river', 'garden', 'winter', 'music', 'engine', 'bridge', 'lantern', '12', 'jane.doe@example.com', '+1 415 555 2671', '"', ',', '!'],
   ]
-  const lists = compileLists(policy)
-  const decided = (text: string, language: 'always' | 'when-cues-match') => {
-    const { moat, ...rest } = decide(text, engine.analyze(text, { ...lists, language }), policy, { categories: OMNI_CATEGORIES, injectionThreshold: 0.5 })
-    const { language: _language, ...moatRest } = moat
-    return { ...rest, moat: moatRest }
+  // The defaults, and a policy whose low thresholds many texts reach (some
+  // with the cues only, some without them only), redacting and observing.
+  const strict = resolvePolicy({
+    categories: Object.fromEntries(OMNI_CATEGORIES.map((category, i) => [category, { threshold: 0.05 + (i % 4) * 0.1, action: (['block', 'redact', 'observe', 'flag'] as const)[i % 4] }])),
+  })
+  const injectionThreshold = 0.5
+  const thresholdsOf = (resolved: typeof policy) => ({
+    ...Object.fromEntries(OMNI_CATEGORIES.map((category) => [category, resolved.categories[category].threshold])),
+    injection: injectionThreshold,
+  }) as HeadThresholds
+  // What the proxy acts on and records: the decision, the redacted text and
+  // the scores of the categories that reached their thresholds.
+  const decided = (text: string, resolved: typeof policy, language: 'always' | 'lazy') => {
+    const analysis = engine.analyze(text, { ...compileLists(resolved), language: language === 'always' ? 'always' : { decisiveAt: thresholdsOf(resolved) } })
+    const result = decide(text, analysis, resolved, { categories: OMNI_CATEGORIES, injectionThreshold })
+    const recorded = [...OMNI_CATEGORIES.filter((c) => result.categories[c]), ...result.moat.observed]
+    return {
+      flagged: result.flagged,
+      categories: result.categories,
+      action: result.moat.action,
+      observed: result.moat.observed,
+      redacted: result.moat.redacted,
+      injection: result.moat.prompt_injection.detected,
+      pii: result.moat.pii,
+      scores: Object.fromEntries(recorded.map((c) => [c, result.category_scores[c]])),
+      identified: analysis.language.code !== 'und' || analysis.language.reliable,
+    }
   }
 
   it('decides every text as identifying it always does', () => {
+    let skipped = 0
+    let dropped = 0
     fc.assert(
-      fc.property(fc.array(fc.constantFrom(...VOCABULARY), { minLength: 1, maxLength: 24 }), (words) => {
+      fc.property(fc.array(fc.constantFrom(...VOCABULARY), { minLength: 1, maxLength: 24 }), fc.boolean(), (words, tight) => {
         const text = words.join(' ')
-        expect(decided(text, 'when-cues-match')).toEqual(decided(text, 'always'))
+        const resolved = tight ? strict : policy
+        const { identified: lazyIdentified, ...lazy } = decided(text, resolved, 'lazy')
+        const { identified: _identified, ...always } = decided(text, resolved, 'always')
+        expect(lazy).toEqual(always)
+        if (!lazyIdentified) skipped++
+        const cued = engine.analyze(text, { language: 'always' })
+        if (cued.language.reliable && cued.language.code !== 'en' && lazyIdentified) dropped++
       }),
-      { numRuns: 2000, seed: 20261128 },
+      { numRuns: 3000, seed: 20261128 },
     )
+    // The property covers both sides: texts left unidentified, and texts
+    // whose cues another language made void where that mattered.
+    expect(skipped).toBeGreaterThan(300)
+    expect(dropped).toBeGreaterThan(20)
   })
 
-  it('skips identification when nothing matched, and reports it undetermined', () => {
-    expect(engine.analyze('river garden winter music', { language: 'when-cues-match' }).language).toEqual({ code: 'und', reliable: false })
-    expect(engine.analyze('I will kill you tonight', { language: 'when-cues-match' }).language).toEqual({ code: 'en', reliable: true })
+  it('asks only when cues matched and a score reaches a threshold, and reports it undetermined otherwise', () => {
+    const lazy = { language: { decisiveAt: thresholdsOf(policy) } }
+    expect(engine.analyze('river garden winter music', lazy).language).toEqual({ code: 'und', reliable: false })
+    const answer = engine.analyze('You said: river garden winter music', lazy)
+    expect(answer.cues.map((c) => c.cue)).toContain('second_person')
+    expect(answer.language).toEqual({ code: 'und', reliable: false })
+    expect(engine.analyze('I will kill you tonight', lazy).language).toEqual({ code: 'en', reliable: true })
   })
 })
