@@ -1,4 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { env } from 'cloudflare:workers'
 import type { Env } from '../../src/edge/env.ts'
 import { call, chatWith, completionResponse, createKey, createOwnerRoute, createTenant, json, keyIdOf, wrappedGuard, type Tenant } from './helpers.ts'
 
@@ -138,8 +139,11 @@ it('answers a route whose guard policy stopped parsing with a 400 before any ups
   const bindings = slowGuard(events)
   const ask = (content: string) => chatWith(bindings, key, content, { model: 'shifting/gpt' })
   expect((await ask('What is the capital of Norway?')).status).toBe(200)
-  const updated = await call(`/v1/routes/${(await json(made)).id}`, { method: 'PATCH', key: tenant.adminKey, body: { policy: { guard: { admission: 'sideways' } } } })
-  expect(updated.status, await updated.clone().text()).toBe(200)
+  // The API refuses such a policy when a route is saved; a row written
+  // before the guard's schema moved on still holds one.
+  await (env as unknown as Env).DB.prepare('UPDATE proxy_routes SET policy = ?1 WHERE id = ?2')
+    .bind(JSON.stringify({ guard: { admission: 'sideways' } }), (await json(made)).id)
+    .run()
   // The edge keeps a route for 2 s.
   await new Promise((resolve) => setTimeout(resolve, 2100))
   events.length = 0

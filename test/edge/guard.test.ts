@@ -237,6 +237,23 @@ describe('guard failures and bad input', () => {
     expect(await json(open)).toMatchObject({ failed_open: true })
   })
 
+  it('refuses a route saved with a guard policy that does not parse, and keeps a good one as written', async () => {
+    const tenant = await createTenant()
+    const route = (policy: unknown, name = 'guarded') => call('/v1/routes', { key: tenant.adminKey, body: { name, kind: 'openai', upstream_url: 'https://upstream.example/v1', policy } })
+    const bad = await route({ guard: { limits: { rpm: -1 } } })
+    expect(bad.status).toBe(400)
+    expect((await json(bad)).error).toMatchObject({ code: 'invalid_value', param: 'policy.guard.limits.rpm' })
+    expect((await route({ guard: { admission: 'sideways' } })).status).toBe(400)
+    const good = await route({ guard: { limits: { rpm: 5 } } })
+    expect(good.status).toBe(201)
+    const made = await json(good)
+    expect(made.policy.guard).toEqual({ limits: { rpm: 5 } })
+    const patched = await call(`/v1/routes/${made.id}`, { method: 'PATCH', key: tenant.adminKey, body: { policy: { guard: { fail_mode: 'sometimes' } } } })
+    expect(patched.status).toBe(400)
+    expect((await json(patched)).error.param).toBe('policy.guard.fail_mode')
+    expect((await json(await call(`/v1/routes/${made.id}`, { key: tenant.adminKey }))).policy.guard).toEqual({ limits: { rpm: 5 } })
+  })
+
   it('refuses bad policies, bad amounts and other tenants’ clients', async () => {
     const tenant = await createTenant()
     const other = await createTenant('other')

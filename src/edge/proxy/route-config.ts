@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi'
+import { guardPolicySchema } from '../../shared/guard/guard-policy.ts'
 import { maskingPolicySchema } from '../../shared/masking/mask-probabilities.ts'
 import { moderationPolicySchema } from '../../shared/moderation/policy.ts'
 import { parsePointer } from '../../shared/proxy/json-pointer.ts'
@@ -38,6 +39,19 @@ export const routePolicySchema = z.strictObject({
 })
 export type RoutePolicy = z.output<typeof routePolicySchema>
 
+// What a route is saved with: the guard section is also checked against the
+// guard's own schema, so a mistake in it is a 400 when the route is written,
+// not on every call. It is kept as written (defaults are filled in per call,
+// merged with the key's policy). Stored rows are read with routePolicySchema,
+// which leaves the section alone: a row that no longer parses (the schema
+// moved on) is still refused per call, with the same 400 `invalid_policy`.
+const savedRoutePolicySchema = routePolicySchema.superRefine((policy, context) => {
+  if (!policy.guard) return
+  const checked = guardPolicySchema.safeParse(policy.guard)
+  if (checked.success) return
+  for (const issue of checked.error.issues) context.addIssue({ code: 'custom', message: `guard policy: ${issue.message}`, path: ['guard', ...issue.path.map(String)] })
+})
+
 const pointerSchema = z.string().max(500).refine((pointer) => parsePointer(pointer) !== null, 'a JSON pointer such as /predictions/0')
 
 export const routeBodySchema = z.strictObject({
@@ -48,7 +62,7 @@ export const routeBodySchema = z.strictObject({
   targets: z.array(targetSchema).min(1).max(10).optional(),
   strategy: strategySchema.optional(),
   probabilities_path: pointerSchema.optional(),
-  policy: routePolicySchema.optional(),
+  policy: savedRoutePolicySchema.optional(),
 })
 export type RouteBody = z.infer<typeof routeBodySchema>
 
