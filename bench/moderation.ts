@@ -5,7 +5,11 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 import { englishDataset, englishRecommendedTransformers, RegExpMatcher } from 'obscenity'
+import { createCheckedTexts } from '../src/edge/proxy/checked-texts.ts'
+import { OMNI_CATEGORIES } from '../src/shared/moderation/categories.ts'
+import { compileLists, decide, decisiveThresholds } from '../src/shared/moderation/decide.ts'
 import { createModerationEngine } from '../src/shared/moderation/engine.ts'
+import { resolvePolicy } from '../src/shared/moderation/policy.ts'
 import { freePort, QUIET_WRANGLER_ENV, stopProcess, waitForHealthy } from '../scripts/local-stack.ts'
 import { benchTexts } from './moderation-texts.ts'
 
@@ -48,6 +52,43 @@ for (const length of [280, 2000]) {
   results[`node-${length}`] = percentile(engineTimes, 50)
   console.log(row(`engine, Node, ${length} chars`, engineTimes))
   console.log(row(`obscenity alone, Node, ${length} chars`, timeEach(texts, (text) => obscenity.getAllMatches(text))))
+}
+
+// Inline checks of a conversation as the proxy makes them: a chat client
+// sends the whole conversation every turn (a system prompt, then a question
+// and an answer per turn, 280 characters each), and the answer is checked on
+// its way out. Per turn of a 10-turn conversation, with the isolate's
+// checked-texts cache (src/edge/proxy/checked-texts.ts) and without it.
+{
+  const TURNS = 10
+  const CONVERSATIONS = 40
+  const policy = resolvePolicy()
+  const lists = compileLists(policy)
+  const injectionThreshold = engine.model.thresholds.injection
+  const decisiveAt = decisiveThresholds(policy, injectionThreshold)
+  const check = (text: string) => decide(text, engine.analyze(text, { ...lists, language: { decisiveAt } }), policy, { categories: OMNI_CATEGORIES, injectionThreshold })
+  const pool = benchTexts(280, CONVERSATIONS * (2 * TURNS + 1))
+  const timeConversations = (checkText: (text: string) => unknown) => {
+    const perTurn: number[] = []
+    for (let c = 0; c < CONVERSATIONS; c++) {
+      const texts = pool.slice(c * (2 * TURNS + 1), (c + 1) * (2 * TURNS + 1))
+      const sent = [texts[0]!]
+      for (let turn = 0; turn < TURNS; turn++) {
+        sent.push(texts[1 + 2 * turn]!)
+        const start = performance.now()
+        for (const text of sent) checkText(text)
+        checkText(texts[2 + 2 * turn]!)
+        perTurn.push((performance.now() - start) * 1000)
+        sent.push(texts[2 + 2 * turn]!)
+      }
+    }
+    return perTurn.sort((a, b) => a - b)
+  }
+  timeConversations(check)
+  console.log(row(`a ${TURNS}-turn conversation re-sent each turn, every message checked (per turn)`, timeConversations(check)))
+  const checked = createCheckedTexts()
+  const scope = checked.scope(policy)
+  console.log(row(`the same, with the checked-texts cache (per turn)`, timeConversations((text) => checked.check(scope, text, () => check(text)))))
 }
 
 // workerd (under wrangler dev): batches of BATCH texts timed from outside,

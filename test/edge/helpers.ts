@@ -28,6 +28,14 @@ export async function call(path: string, options: CallOptions = {}): Promise<Res
 // A chat completion on route `owner` with its own bindings (the guard
 // wrapped to count or slow its calls, say), its background work awaited.
 export async function chatWith(bindings: Env, key: string, content: string, extra: Record<string, unknown> = {}): Promise<Response> {
+  const { response, done } = await chatStarted(bindings, key, content, extra)
+  await done()
+  return response
+}
+
+// The same, returning as soon as the response starts: a stream's body must be
+// read before the work it leaves behind (metering, the guard's report) can end.
+export async function chatStarted(bindings: Env, key: string, content: string, extra: Record<string, unknown> = {}) {
   const ctx = createExecutionContext()
   const response = await worker.fetch(
     new Request(`${BASE}/v1/chat/completions`, {
@@ -38,8 +46,7 @@ export async function chatWith(bindings: Env, key: string, content: string, extr
     bindings,
     ctx,
   )
-  await waitOnExecutionContext(ctx)
-  return response
+  return { response, done: () => waitOnExecutionContext(ctx) }
 }
 
 // The bindings with the guard's objects wrapped: `around` runs each call the

@@ -1,16 +1,20 @@
 import { createId } from '../../shared/ids.ts'
 import { OMNI_CATEGORIES } from '../../shared/moderation/categories.ts'
-import { compileLists, decide, type ModerationResult } from '../../shared/moderation/decide.ts'
-import type { HeadThresholds } from '../../shared/moderation/engine.ts'
+import { compileLists, decide, decisiveThresholds, type ModerationResult } from '../../shared/moderation/decide.ts'
 import { resolvePolicy, type ModerationPolicy, type ResolvedPolicy } from '../../shared/moderation/policy.ts'
 import type { Env } from '../env.ts'
 import { moderationEngine } from '../moderation/engine-instance.ts'
+import { createCheckedTexts } from './checked-texts.ts'
 import { readModerationPolicy } from '../moderation/policy-store.ts'
 
 export type ProxyModerator = {
   policy: ResolvedPolicy
-  check(text: string): ModerationResult
+  // `remember: false` for a text that will not come again (a stream's
+  // partial answer); see checked-texts.ts.
+  check(text: string, options?: { remember?: boolean }): ModerationResult
 }
+
+const checkedTexts = createCheckedTexts()
 
 // A tenant's policy changes rarely and compiling its lists costs more than
 // checking a text, so each isolate keeps the compiled moderator a few seconds.
@@ -41,10 +45,12 @@ async function buildModerator(env: Env, tenantId: string, routePolicy: Moderatio
   const injectionThreshold = engine.model.thresholds.injection
   // The proxy acts on the decision and records only the scores that reached
   // a threshold: the language is identified when it can change either.
-  const decisiveAt = { ...Object.fromEntries(OMNI_CATEGORIES.map((category) => [category, policy.categories[category].threshold])), injection: injectionThreshold } as HeadThresholds
+  const decisiveAt = decisiveThresholds(policy, injectionThreshold)
+  const scope = checkedTexts.scope(policy)
+  const decideNow = (text: string) => decide(text, engine.analyze(text, { ...lists, language: { decisiveAt } }), policy, { categories: OMNI_CATEGORIES, injectionThreshold })
   return {
     policy,
-    check: (text) => decide(text, engine.analyze(text, { ...lists, language: { decisiveAt } }), policy, { categories: OMNI_CATEGORIES, injectionThreshold }),
+    check: (text, options) => checkedTexts.check(scope, text, () => decideNow(text), options?.remember),
   }
 }
 

@@ -181,8 +181,9 @@ function answerStream(
     held = []
     heldChars = 0
   }
-  const checkpoint = async (): Promise<boolean> => {
-    const result = moderator.policy.output ? moderator.check(text) : null
+  // `final`: the whole answer, which the client sends back on its next turn.
+  const checkpoint = async (final = false): Promise<boolean> => {
+    const result = moderator.policy.output ? moderator.check(text, { remember: final }) : null
     // A stream is recorded once, at the first window that moderation flags.
     if (result && !recorded) recorded = recordModeration(c, { source: route, direction: 'output', result })
     if (result?.moat.action === 'block') {
@@ -240,7 +241,7 @@ function answerStream(
       if (blocked) await upstream.cancel()
       else {
         for (const event of reader.rest()) await handle(event)
-        if (!blocked && (await checkpoint())) await send('data: [DONE]\n\n')
+        if (!blocked && (await checkpoint(true))) await send('data: [DONE]\n\n')
       }
       await writer.close()
     } catch (error) {

@@ -1,6 +1,6 @@
 import { createPhraseMatcher, type PhraseMatcher } from './aho-corasick.ts'
-import type { Category, CategoryScores } from './categories.ts'
-import type { AnalyzeOptions, ModerationAnalysis } from './engine.ts'
+import { OMNI_CATEGORIES, type Category, type CategoryScores } from './categories.ts'
+import type { AnalyzeOptions, HeadThresholds, ModerationAnalysis } from './engine.ts'
 import { HARMFUL_CUES } from './lexicon.ts'
 import { foldPhrase } from './normalize.ts'
 import type { ModerationAction, ResolvedPolicy } from './policy.ts'
@@ -52,6 +52,13 @@ function redact(text: string, spans: readonly { start: number; end: number }[]):
     offset += char.length
   }
   return out
+}
+
+// The thresholds `decide` acts on under a policy, for an analysis that
+// identifies the language only where it can change the decision.
+export function decisiveThresholds(policy: ResolvedPolicy, injectionThreshold: number): HeadThresholds {
+  const thresholds = Object.fromEntries(OMNI_CATEGORIES.map((category) => [category, policy.categories[category].threshold]))
+  return { ...thresholds, injection: injectionThreshold } as HeadThresholds
 }
 
 export type DecideOptions = {

@@ -1,8 +1,8 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { OMNI_CATEGORIES } from '../../../src/shared/moderation/categories.ts'
-import { compileLists, decide } from '../../../src/shared/moderation/decide.ts'
-import { createModerationEngine, type HeadThresholds } from '../../../src/shared/moderation/engine.ts'
+import { compileLists, decide, decisiveThresholds } from '../../../src/shared/moderation/decide.ts'
+import { createModerationEngine } from '../../../src/shared/moderation/engine.ts'
 import { resolvePolicy } from '../../../src/shared/moderation/policy.ts'
 
 const engine = createModerationEngine()
@@ -110,10 +110,7 @@ describe('identifying the language only where it can change a decision', () => {
     categories: Object.fromEntries(OMNI_CATEGORIES.map((category, i) => [category, { threshold: 0.05 + (i % 4) * 0.1, action: (['block', 'redact', 'observe', 'flag'] as const)[i % 4] }])),
   })
   const injectionThreshold = 0.5
-  const thresholdsOf = (resolved: typeof policy) => ({
-    ...Object.fromEntries(OMNI_CATEGORIES.map((category) => [category, resolved.categories[category].threshold])),
-    injection: injectionThreshold,
-  }) as HeadThresholds
+  const thresholdsOf = (resolved: typeof policy) => decisiveThresholds(resolved, injectionThreshold)
   // What the proxy acts on and records: the decision, the redacted text and
   // the scores of the categories that reached their thresholds.
   const decided = (text: string, resolved: typeof policy, language: 'always' | 'lazy') => {
