@@ -3,6 +3,7 @@ import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import worker from '../../src/edge/index.ts'
 import { QUEUE_NAMES } from '../../src/edge/queues/queue-names.ts'
+import { observeRequest } from '../../src/shared/traffic/request-observation.ts'
 import { buildUsageEvent } from '../../src/shared/usage-event.ts'
 import { faultPlan, faultyEnv, snapshotDatabase, type FaultPlan } from './fault-injection.ts'
 import { bytesOf, call, createTenant, json, putArtifact, registerModel, sha256Hex, type Tenant } from './helpers.ts'
@@ -299,7 +300,7 @@ describe('storage faults in the usage consumer', () => {
     return { threw, result: await getQueueResult(batch, ctx) }
   }
 
-  it('a fault at any step retries the whole batch and the ledger holds all of its events or none', async () => {
+  it('a fault at any step retries the whole batch, and the ledger and the observations hold all of it or none', async () => {
     const tenant = await createTenant('ledger')
     for (let failAt = 1; ; failAt++) {
       const requestId = `req_fault_${failAt}`
@@ -308,30 +309,32 @@ describe('storage faults in the usage consumer', () => {
           buildUsageEvent({ tenantId: tenant.tenantId, keyId: 'key_fault', requestId, meter, value: i + 1 }),
         ),
       )
-      const bodies = [...events, { not: 'an event' }]
+      const observation = observeRequest({ requestId, tenantId: tenant.tenantId, keyId: 'key_fault', status: 200, latencyMs: 12, timestamp: Date.now() })
+      const bodies = [...events, observation, { not: 'an event' }]
       const count = async () => (await row('SELECT count(*) AS n FROM usage_events WHERE request_id = ?1', requestId))!.n
+      const observed = async () => (await row('SELECT count(*) AS n FROM request_observations WHERE request_id = ?1', requestId))!.n
       const plan = faultPlan(failAt)
       const first = await deliverUsage(plan, bodies, 1)
       if (!plan.fired) {
         expect(first.threw).toBe(false)
-        expect(await count()).toBe(3)
+        expect([await count(), await observed()]).toEqual([3, 1])
         expect(failAt).toBeGreaterThan(2)
         return
       }
       const where = `fault at step ${failAt} (${plan.steps[failAt - 1]})`
-      // Either the batch is acknowledged with every event written, or it is
-      // retried (the handler threw) with none written.
+      // Either the batch is acknowledged with everything written, or it is
+      // retried (the handler threw) with nothing written.
       if (first.threw) {
         expect(first.result.ackAll, where).toBe(false)
         expect(first.result.explicitAcks, where).toEqual([])
-        expect(await count(), where).toBe(0)
+        expect([await count(), await observed()], where).toEqual([0, 0])
       } else {
         expect(first.result.ackAll, where).toBe(true)
-        expect(await count(), where).toBe(3)
+        expect([await count(), await observed()], where).toEqual([3, 1])
       }
       const redelivered = await deliverUsage(faultPlan(), bodies, 2)
       expect(redelivered.threw, where).toBe(false)
-      expect(await count(), where).toBe(3)
+      expect([await count(), await observed()], where).toEqual([3, 1])
       const total = await row('SELECT sum(value) AS total FROM usage_events WHERE request_id = ?1', requestId)
       expect(total, where).toEqual({ total: 6 })
     }

@@ -2,13 +2,13 @@ import type { RequestObservation } from '../../shared/traffic/request-observatio
 import type { UsageEvent } from '../../shared/usage-event.ts'
 import { readUsageMessage } from '../../shared/usage-message.ts'
 import type { Env } from '../env.ts'
-import { recordUsageEvents } from '../usage/usage-queue.ts'
-import { recordObservations } from '../usage/record-observations.ts'
+import { recordUsage } from '../usage/record-usage.ts'
 import { drainSinkOutbox } from '../billing/sink-deliveries.ts'
 import { readSettings } from '../settings.ts'
 import { recordDeadLetter } from './dead-letters.ts'
 
-// Consumer of `moat-usage`: one batched insert-or-ignore for the whole batch.
+// Consumer of `moat-usage`: one batched insert-or-ignore for the whole batch,
+// events and observations in one transaction.
 // If it fails the whole batch is retried; event ids make the retry exact.
 // New events reach billing sinks through the outbox their trigger fills.
 // Request observations (the dashboard's outcomes and latencies) share the
@@ -26,8 +26,7 @@ export async function consumeUsageBatch(batch: MessageBatch<unknown>, env: Env):
     events.push(...contents.events)
     observations.push(...contents.observations)
   }
-  await recordUsageEvents(env, events)
-  await recordObservations(env, observations)
+  await recordUsage(env, { events, observations })
   const firstDelivery = batch.messages.every((message) => message.attempts === 1)
   if (firstDelivery && Math.random() < readSettings(env).chaosUsageFailureRate) {
     throw new Error('chaos: the usage consumer crashed after writing, before acknowledging')

@@ -15,7 +15,7 @@ import { quotaStub } from '../middleware/enforce-quota.ts'
 import { requireScope } from '../middleware/auth.ts'
 import { idempotency } from '../middleware/idempotency.ts'
 import { buildUsageEvent } from '../../shared/usage-event.ts'
-import { recordUsageEvents } from '../usage/usage-queue.ts'
+import { recordUsage } from '../usage/record-usage.ts'
 import { GROUP_DIMENSIONS, usageReport, type GroupDimension } from '../usage/usage-report.ts'
 import { ledgerPages } from '../usage/ledger-pages.ts'
 import { bearerSecurity, errorResponses, jsonBody, jsonResponse } from './api-schemas.ts'
@@ -246,7 +246,7 @@ export function usageRoutes() {
         { tenantId: auth.tenantId, keyId: body.key_id ?? null, requestId: c.get('requestId'), meter: body.meter as MeterName, value: body.value },
         body.timestamp === undefined ? Date.now() : body.timestamp * 1000,
       )
-      await recordUsageEvents(c.env, [{ ...base, kind: 'correction', reason: body.reason }])
+      await recordUsage(c.env, { events: [{ ...base, kind: 'correction', reason: body.reason }], observations: [] })
       return c.json({ id: base.id, meter: base.meter, value: base.value, timestamp: Math.floor(base.timestamp / 1000), kind: 'correction' as const, reason: body.reason }, 201)
     })
 }

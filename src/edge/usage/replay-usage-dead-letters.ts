@@ -3,8 +3,7 @@ import type { UsageEvent } from '../../shared/usage-event.ts'
 import { readUsageMessage } from '../../shared/usage-message.ts'
 import type { Env } from '../env.ts'
 import { QUEUE_NAMES } from '../queues/queue-names.ts'
-import { recordUsageEvents } from './usage-queue.ts'
-import { recordObservations } from './record-observations.ts'
+import { recordUsage } from './record-usage.ts'
 
 export type ReplayOptions = { limit?: number; now?: number }
 
@@ -39,9 +38,9 @@ export async function replayUsageDeadLetters(env: Pick<Env, 'DB'>, options: Repl
     replayed.push(row.id)
   }
   if (replayed.length === 0) return 0
-  await recordUsageEvents(env, events)
-  await recordObservations(env, observations)
   const now = options.now ?? Date.now()
-  await env.DB.batch(replayed.map((id) => env.DB.prepare('UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1').bind(id, now)))
+  // Marked replayed in the same transaction as what they hold is written.
+  const marks = replayed.map((id) => env.DB.prepare('UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1').bind(id, now))
+  await recordUsage(env, { events, observations }, marks)
   return replayed.length
 }

@@ -1,34 +1,8 @@
 import type { RequestObservation } from '../../shared/traffic/request-observation.ts'
 import type { UsageEvent } from '../../shared/usage-event.ts'
 import { readUsageMessage, type RequestUsage } from '../../shared/usage-message.ts'
-import { insertOrIgnoreRows } from '../db/insert-rows.ts'
 import type { Env } from '../env.ts'
-import { recordObservations } from './record-observations.ts'
-
-export type LedgerEntry = UsageEvent & { kind?: 'usage' | 'correction'; reason?: string | null }
-
-const EVENT_COLUMNS = ['id', 'tenant_id', 'key_id', 'meter', 'value', 'timestamp', 'request_id', 'recorded_at', 'kind', 'reason'] as const
-
-// Insert-or-ignore into the ledger (the event id makes a redelivery count
-// once), in one transaction; triggers roll the new rows up and fill the
-// billing sinks' outbox.
-export async function recordUsageEvents(env: Pick<Env, 'DB'>, events: readonly LedgerEntry[]): Promise<void> {
-  if (events.length === 0) return
-  const recordedAt = Date.now()
-  const rows = events.map((event) => [
-    event.id,
-    event.tenant_id,
-    event.key_id,
-    event.meter,
-    event.value,
-    event.timestamp,
-    event.request_id,
-    recordedAt,
-    event.kind ?? 'usage',
-    event.reason ?? null,
-  ])
-  await env.DB.batch(insertOrIgnoreRows(env.DB, 'usage_events', EVENT_COLUMNS, rows))
-}
+import { recordUsage } from './record-usage.ts'
 
 // Sends usage off the critical path: one event, one observation, or a
 // request's whole usage. If the queue refuses it, its contents go straight
@@ -40,7 +14,6 @@ export async function sendUsageMessage(env: Pick<Env, 'DB' | 'USAGE'>, message: 
   } catch (error) {
     const contents = readUsageMessage(message)
     if (!contents) throw error
-    await recordUsageEvents(env, contents.events)
-    await recordObservations(env, contents.observations)
+    await recordUsage(env, contents)
   }
 }
