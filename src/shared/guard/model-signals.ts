@@ -2,10 +2,10 @@ import { classCoverageEntropy, createConfidenceState, lowConfidenceZ, observeAns
 import type { GuardPolicy } from './guard-policy.ts'
 import { createLogitBiasState, DEFAULT_LOGIT_BIAS_OPTIONS, observeLogitBias, type LogitBiasState } from './logit-bias-sweep.ts'
 import { createPradaState, DEFAULT_PRADA_OPTIONS, observePrada, type PradaOptions, type PradaState } from './prada.ts'
-import { createQueryHashingState, DEFAULT_QUERY_HASHING_OPTIONS, fingerprint, fingerprintText, observeQueryHashes, recentMatches, type QueryHashingOptions, type QueryHashingState } from './query-hashing.ts'
+import { createQueryHashingState, DEFAULT_QUERY_HASHING_OPTIONS, fingerprint, fingerprintFoldedText, foldForHashing, observeQueryHashes, recentMatches, type QueryHashingOptions, type QueryHashingState } from './query-hashing.ts'
 import { createRandomProjection } from './random-projection.ts'
 import { strengthAbove, strengthBelow, type SignalReading } from './risk-score.ts'
-import { createTemplateState, DEFAULT_TEMPLATE_OPTIONS, dominantTemplateShare, observePrompt, type TemplateState } from './template-flood.ts'
+import { createTemplateState, DEFAULT_TEMPLATE_OPTIONS, dominantTemplateShare, foldedTemplateSignature, observeSignature, type TemplateState } from './template-flood.ts'
 
 // Everything the guard remembers about one client's use of one model, and
 // how it reads as signals. Classifier routes feed inputs and answers (PRADA,
@@ -93,8 +93,10 @@ export function observeLlmRequest(signals: ModelSignals, options: SignalOptions,
   signals.logitBias ??= createLogitBiasState()
   signals.templates ??= createTemplateState(DEFAULT_TEMPLATE_OPTIONS)
   observeLogitBias(signals.logitBias, DEFAULT_LOGIT_BIAS_OPTIONS, observation.logitBias, observation.logprobs ?? false)
-  observePrompt(signals.templates, DEFAULT_TEMPLATE_OPTIONS, observation.prompt)
-  observeQueryHashes(signals.hashing, options.hashing, fingerprintText(observation.prompt, options.hashing))
+  // Both detectors read the prompt in NFKC and lower case: folded once.
+  const folded = foldForHashing(observation.prompt)
+  observeSignature(signals.templates, DEFAULT_TEMPLATE_OPTIONS, foldedTemplateSignature(folded, DEFAULT_TEMPLATE_OPTIONS))
+  observeQueryHashes(signals.hashing, options.hashing, fingerprintFoldedText(folded, options.hashing))
 }
 
 // Detail text is written only for signals that count (strength > 0): this

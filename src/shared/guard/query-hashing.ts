@@ -1,4 +1,4 @@
-import { hashString, seededRandom } from './seeded-random.ts'
+import { seededRandom } from './seeded-random.ts'
 
 // Near-duplicate query detection in the manner of Blacklight (Li et al.,
 // USENIX Security 2022): each input is quantised after adding a secret
@@ -42,14 +42,17 @@ export function createQueryHashingState(options: QueryHashingOptions): QueryHash
   return { fingerprints: new Uint32Array(options.history * options.topK), matches: new Uint8Array(options.history), queries: 0 }
 }
 
+// The salt of coordinate i is the i-th draw of a generator seeded with
+// `salt`, whatever the input's length, so one sequence per salt and level
+// count serves every length: it grows to the longest input seen.
 const salts = new Map<string, Float32Array>()
 
 function saltFor(length: number, options: QueryHashingOptions): Float32Array {
-  const id = `${length}:${options.salt}:${options.levels}`
+  const id = `${options.salt}:${options.levels}`
   let salt = salts.get(id)
-  if (!salt) {
+  if (!salt || salt.length < length) {
     const random = seededRandom(options.salt)
-    salt = Float32Array.from({ length }, () => random() / options.levels)
+    salt = Float32Array.from({ length: Math.max(length, 2 * (salt?.length ?? 0), 256) }, () => random() / options.levels)
     if (salts.size >= 16) salts.clear()
     salts.set(id, salt)
   }
@@ -57,6 +60,8 @@ function saltFor(length: number, options: QueryHashingOptions): Float32Array {
 }
 
 const HASH_BASE = 0x01000193
+// hashString's seed (FNV-1a's offset basis).
+const HASH_SEED = 0x811c9dc5
 
 // The quantised input, reused from query to query (grown when a longer input
 // comes): one allocation less per query for the collector.
@@ -110,9 +115,30 @@ export function fingerprint(input: ArrayLike<number>, options: QueryHashingOptio
   return top.subarray(0, held)
 }
 
-export function fingerprintText(text: string, options: QueryHashingOptions): Uint32Array {
-  const codes = Array.from(text.normalize('NFKC').toLowerCase(), (char) => (hashString(char) % 1000) / 1000)
-  return fingerprint(codes, { ...options, levels: 1000 })
+// Text is fingerprinted as one coordinate per character of its NFKC,
+// lower-cased form (foldForHashing): the character's hash, in [0, 1).
+export function foldForHashing(text: string): string {
+  return text.normalize('NFKC').toLowerCase()
+}
+
+let codesScratch = new Float64Array(1024)
+
+// The fingerprint of text folded by foldForHashing. A character's hash is
+// FNV-1a over its UTF-16 units, as hashString computes it, without making a
+// string of each character.
+export function fingerprintFoldedText(folded: string, options: QueryHashingOptions): Uint32Array {
+  if (codesScratch.length < folded.length) codesScratch = new Float64Array(folded.length * 2)
+  const codes = codesScratch
+  let count = 0
+  for (let i = 0; i < folded.length; ) {
+    const unit = folded.charCodeAt(i)
+    const pair = unit >= 0xd800 && unit <= 0xdbff && i + 1 < folded.length && (folded.charCodeAt(i + 1) & 0xfc00) === 0xdc00
+    let hash = Math.imul(HASH_SEED ^ unit, 0x01000193)
+    if (pair) hash = Math.imul(hash ^ folded.charCodeAt(i + 1), 0x01000193)
+    codes[count++] = ((hash >>> 0) % 1000) / 1000
+    i += pair ? 2 : 1
+  }
+  return fingerprint(codes.subarray(0, count), { ...options, levels: 1000 })
 }
 
 // Records the fingerprint and answers whether it is a near-duplicate: whether

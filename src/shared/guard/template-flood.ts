@@ -20,9 +20,12 @@ export function createTemplateState(options: TemplateOptions): TemplateState {
 }
 
 export function templateSignature(prompt: string, options: TemplateOptions): number {
-  const shape = prompt
-    .normalize('NFKC')
-    .toLowerCase()
+  return foldedTemplateSignature(prompt.normalize('NFKC').toLowerCase(), options)
+}
+
+// templateSignature of a prompt already in NFKC and lower case.
+export function foldedTemplateSignature(folded: string, options: TemplateOptions): number {
+  const shape = folded
     .replace(/"[^"]*"|'[^']*'|`[^`]*`|“[^”]*”/g, '"_"')
     .replace(/\d+(?:[.,]\d+)*/g, '0')
     .replace(/\s+/g, ' ')
@@ -32,7 +35,11 @@ export function templateSignature(prompt: string, options: TemplateOptions): num
 }
 
 export function observePrompt(state: TemplateState, options: TemplateOptions, prompt: string): void {
-  state.signatures[state.prompts % options.history] = templateSignature(prompt, options)
+  observeSignature(state, options, templateSignature(prompt, options))
+}
+
+export function observeSignature(state: TemplateState, options: TemplateOptions, signature: number): void {
+  state.signatures[state.prompts % options.history] = signature
   state.prompts++
 }
 

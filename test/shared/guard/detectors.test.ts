@@ -1,12 +1,13 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { classCoverageEntropy, createConfidenceState, lowConfidenceZ, observeAnswer } from '../../../src/shared/guard/confidence-signals.ts'
 import { actionForRisk, resolveGuardPolicy } from '../../../src/shared/guard/guard-policy.ts'
 import { createLogitBiasState, observeLogitBias } from '../../../src/shared/guard/logit-bias-sweep.ts'
 import { createPradaState, DEFAULT_PRADA_OPTIONS, observePrada, type PradaOptions } from '../../../src/shared/guard/prada.ts'
-import { createQueryHashingState, DEFAULT_QUERY_HASHING_OPTIONS, fingerprint, observeQueryHashes, recentMatches } from '../../../src/shared/guard/query-hashing.ts'
+import { createQueryHashingState, DEFAULT_QUERY_HASHING_OPTIONS, fingerprint, fingerprintFoldedText, foldForHashing, observeQueryHashes, recentMatches } from '../../../src/shared/guard/query-hashing.ts'
 import { createRandomProjection } from '../../../src/shared/guard/random-projection.ts'
 import { explainRisk, riskScore, strengthAbove, strengthBelow } from '../../../src/shared/guard/risk-score.ts'
-import { seededRandom } from '../../../src/shared/guard/seeded-random.ts'
+import { hashString, seededRandom } from '../../../src/shared/guard/seeded-random.ts'
 import { decodeState, encodeState } from '../../../src/shared/guard/state-codec.ts'
 import { createTemplateState, DEFAULT_TEMPLATE_OPTIONS, dominantTemplateShare, observePrompt } from '../../../src/shared/guard/template-flood.ts'
 import { giveBack, take } from '../../../src/shared/guard/token-bucket.ts'
@@ -144,6 +145,28 @@ describe('near-duplicate query hashing', () => {
   it('depends on the secret salt', () => {
     const x = vector(100)
     expect(fingerprint(x, DEFAULT_QUERY_HASHING_OPTIONS)).not.toEqual(fingerprint(x, { ...DEFAULT_QUERY_HASHING_OPTIONS, salt: 99 }))
+  })
+
+  it('salts a coordinate the same whatever the lengths of the inputs before', () => {
+    const options = DEFAULT_QUERY_HASHING_OPTIONS
+    const short = vector(30)
+    const salted = fingerprint(short, { ...options, salt: 4242 })
+    // A much longer input grows the salt sequence; the short one's prefix must not move.
+    fingerprint(vector(5000), { ...options, salt: 4242 })
+    expect(fingerprint(short, { ...options, salt: 4242 })).toEqual(salted)
+  })
+
+  it('fingerprints text as one coordinate per character: its hash, in [0, 1)', () => {
+    const options = DEFAULT_QUERY_HASHING_OPTIONS
+    // The definition, character by character (astral characters and lone surrogates included).
+    const reference = (text: string) => fingerprint(Array.from(foldForHashing(text), (char) => (hashString(char) % 1000) / 1000), { ...options, levels: 1000 })
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (text) => {
+        expect(fingerprintFoldedText(foldForHashing(text), options)).toEqual(reference(text))
+      }),
+      { numRuns: 500, seed: 20261128 },
+    )
+    for (const text of ['Ｆｕｌｌｗｉｄｔｈ ＴＥＸＴ', 'emoji 🙂🙂 and \ud800 lone', 'ﬁne ligatures'.repeat(40)]) expect(fingerprintFoldedText(foldForHashing(text), options)).toEqual(reference(text))
   })
 })
 
