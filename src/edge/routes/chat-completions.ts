@@ -284,7 +284,11 @@ export function chatCompletionRoutes() {
     const policy = routePolicyOf(route)
     const violation = hardenChatRequest(body, policy.logprobs ?? logprobPolicySchema.parse({}))
     if (violation) throw new ApiError(400, violation.message, { code: violation.code, param: violation.param })
-    const moderator = await proxyModerator(c.env, tenantId, policy.moderation)
+    const shared = await proxyModerator(c.env, tenantId, policy.moderation)
+    // Checked texts are remembered for a conversation, whose messages come
+    // again on its next turn; one message is most often a one-shot call whose
+    // text never comes again, and keeping it would only cost memory.
+    const moderator: ProxyModerator = body.messages.length > 1 ? shared : { policy: shared.policy, check: (text) => shared.check(text, { remember: false }) }
     const inputVerdict = moderateInput(c, route.name, moderator, body)
 
     const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? 0)

@@ -29,6 +29,9 @@ export type ModerationResult = {
   }
 }
 
+// Every category applies to text; one array serves every result (never changed).
+const TEXT_ONLY: ['text'] = ['text']
+
 const RANK: Record<Decision, number> = { allow: 0, flag: 1, redact: 2, block: 3 }
 const DECISION_OF: Record<Exclude<ModerationAction, 'observe'>, Decision> = { flag: 'flag', redact: 'redact', block: 'block' }
 
@@ -82,7 +85,7 @@ export function decide(text: string, analysis: ModerationAnalysis, policy: Resol
     const enforced = crossed && policy.mode === 'enforce' && rule.action !== 'observe'
     categories[category] = enforced
     scores[category] = score
-    applied[category] = ['text']
+    applied[category] = TEXT_ONLY
     if (crossed && !enforced) observed.push(category)
     if (enforced) raise(DECISION_OF[rule.action as Exclude<ModerationAction, 'observe'>])
   }

@@ -110,6 +110,7 @@ describe('a conversation through the proxy', () => {
     const engine = await moderationEngine()
     const analyzed = vi.spyOn(engine, 'analyze')
     const bindings = env as unknown as Env
+    const system = { role: 'system', content: 'You answer questions about the sea.' }
     const question = { role: 'user', content: 'Tell me about the tides of the northern sea.' }
     const stream = async (messages: { role: string; content: string }[]) => {
       const { response, done } = await chatStarted(bindings, key, '', { model: 'stream/gpt', messages, stream: true })
@@ -117,22 +118,36 @@ describe('a conversation through the proxy', () => {
       expect(await response.text()).toContain('data: [DONE]')
       await done()
     }
-    await stream([question])
+    await stream([system, question])
     const whole = words.join('')
     const checked = analyzed.mock.calls.map(([text]) => text)
-    expect(checked[0]).toBe(question.content)
+    expect(checked.slice(0, 2)).toEqual([system.content, question.content])
     // Every window checked what had come so far; the last check is the whole answer.
     expect(checked.length).toBeGreaterThan(3)
     expect(checked.at(-1)).toBe(whole)
 
     analyzed.mockClear()
-    const partial = checked[1]!
-    const next = [question, { role: 'assistant', content: whole }, { role: 'user', content: partial }]
+    const partial = checked[2]!
+    const next = [system, question, { role: 'assistant', content: whole }, { role: 'user', content: partial }]
     await stream(next)
     const again = analyzed.mock.calls.map(([text]) => text)
     // The partial text was never remembered; the question and the whole answer were.
     expect(again[0]).toBe(partial)
     expect(again).not.toContain(question.content)
     expect(again).not.toContain(whole)
+  })
+
+  it('remembers nothing of a request with one message, most often a one-shot call', async () => {
+    const engine = await moderationEngine()
+    const analyzed = vi.spyOn(engine, 'analyze')
+    const bindings = env as unknown as Env
+    const question = { role: 'user', content: 'What is the tallest lighthouse in Portugal?' }
+    const first = await chatWith(bindings, key, '', { model: 'talk/gpt', messages: [question] })
+    const answer = (await json(first)).choices[0].message.content as string
+    analyzed.mockClear()
+    const follow = { role: 'user', content: 'And in Spain?' }
+    expect((await chatWith(bindings, key, '', { model: 'talk/gpt', messages: [question, { role: 'assistant', content: answer }, follow] })).status).toBe(200)
+    // The question and the answer are checked again; the answer going out is then known.
+    expect(analyzed.mock.calls.map(([text]) => text)).toEqual([question.content, answer, follow.content])
   })
 })
