@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { expect, it } from 'vitest'
-import type { ClientGuard } from '../../src/edge/guard/client-guard.ts'
+import { ClientGuard as ClientGuardClass, type ClientGuard } from '../../src/edge/guard/client-guard.ts'
 import type { Admission, ClientIdentity } from '../../src/edge/guard/guard-protocol.ts'
 import type { ModelSignals } from '../../src/shared/guard/model-signals.ts'
 import { decodeState } from '../../src/shared/guard/state-codec.ts'
@@ -85,8 +85,10 @@ const dailyRows = (stub: DurableObjectStub<ClientGuard>) =>
 
 it('writes the client record behind an observed LLM call unless it escalates, and counts requests only under a daily limit', async () => {
   const stub = env.CLIENT_GUARD.get(env.CLIENT_GUARD.idFromName('record-behind')) as DurableObjectStub<ClientGuard>
-  // Early in a volume interval (a minute), so every call below counts in the same one.
-  const t = Math.floor(Date.now() / 60_000) * 60_000 + 1000
+  // Early in a volume interval (a minute), so every call below counts in the
+  // same one; the next minute's, so that the alarms these calls set lie in
+  // the future and only the one this test runs itself fires.
+  const t = Math.ceil(Date.now() / 60_000) * 60_000 + 1000
   // A rigidly templated flood: the client is throttled once enough prompts share the template.
   let calls = 0
   const admit = async () => {
@@ -134,4 +136,51 @@ it('keeps an action that cooled down at once, also when the call that finds it b
   // …so the call 0.2 s later, which finds the cooldown over, is due for neither: the cooled action is kept anyway.
   expect(await admit(t + 61_100, 'And of Finland?')).toMatchObject({ outcome: 'allow', action: 'observe' })
   expect(await storedAction(stub)).toBe('observe')
+})
+
+it('answers an admission before it observes the call, and has every later call and read wait for that observation', async () => {
+  const stub = env.CLIENT_GUARD.get(env.CLIENT_GUARD.idFromName('observe-after-answer')) as DurableObjectStub<ClientGuard>
+  // The object's observation, held until the test lets it go, or failing.
+  const prototype = ClientGuardClass.prototype as unknown as { observe: (...args: unknown[]) => Promise<unknown> }
+  const observe = prototype.observe
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  const observed: string[] = []
+  let failNext = false
+  // Other tests' objects may still be observing their last call: only this model's calls are held.
+  prototype.observe = async function (this: unknown, ...args: unknown[]) {
+    if (args[1] !== 'held') return observe.apply(this, args)
+    await gate
+    if (failNext) {
+      failNext = false
+      throw new Error('the detectors failed')
+    }
+    observed.push((args[2] as { prompt: string }).prompt)
+    return observe.apply(this, args)
+  }
+  try {
+    const admit = (prompt: string) => stub.admit({ client, model: 'held', policy: {}, tokens: 0, units: 0, report: { kind: 'llm', prompt } }) as Promise<Admission>
+    // Answered while its observation is held.
+    expect((await admit('What is the capital of Norway?')).outcome).toBe('allow')
+    let read = false
+    const view = stub.view().then((seen) => ((read = true), seen))
+    const next = admit('And of Sweden?')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(observed).toEqual([])
+    expect(read).toBe(false)
+    release()
+    await view
+    expect(observed).toEqual(['What is the capital of Norway?'])
+    expect((await next).outcome).toBe('allow')
+    await stub.view()
+    expect(observed).toEqual(['What is the capital of Norway?', 'And of Sweden?'])
+    // An observation that fails is logged; the calls after go on, observed.
+    failNext = true
+    expect((await admit('And of Finland?')).outcome).toBe('allow')
+    expect((await admit('And of Denmark?')).outcome).toBe('allow')
+    await stub.view()
+    expect(observed).toEqual(['What is the capital of Norway?', 'And of Sweden?', 'And of Denmark?'])
+  } finally {
+    prototype.observe = observe
+  }
 })

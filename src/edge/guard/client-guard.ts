@@ -91,6 +91,11 @@ export class ClientGuard extends DurableObject<Env> {
   // yet), then kept as each report rescores its model; rescoring the client
   // needs them all on every report.
   private readingsByModel: Map<string, SignalReading[]> | undefined = undefined
+  // The observation of the last call admitted with a report, which runs
+  // after the admission has answered (see admit). Every entry point waits
+  // for it first, so each call and each read sees every earlier call
+  // observed, in order.
+  private observing: Promise<void> = Promise.resolve()
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -180,6 +185,7 @@ export class ClientGuard extends DurableObject<Env> {
   // Asks before the call: every limit is checked first and only if all pass
   // is anything taken, so a refused request costs nothing.
   async admit(request: AdmitRequest): Promise<Admission> {
+    await this.observing
     const now = request.now ?? Date.now()
     this.meta.identity ??= request.client
     const policy = this.policyFor(request.policy)
@@ -260,8 +266,10 @@ export class ClientGuard extends DurableObject<Env> {
     if (!this.metaSaved || cooled) this.saveMeta()
     else this.metaDirty = true
     // Observed after the decision, as a report after the call would be: what
-    // this call shows acts from the next one on.
-    if (request.report) await this.observe(request.client, request.model, request.report, policy, now)
+    // this call shows acts from the next one on. So the admission answers
+    // first and the detectors run after it (with any write to D1 an
+    // escalation or the client list needs): the caller does not wait for them.
+    if (request.report) this.observeAfterAnswer(request.client, request.model, request.report, policy, now)
     const masking = actionRank(action) >= actionRank('degrade') ? policy.degrade_masking : null
     return { outcome: 'allow', reservation, action, masking, risk, overlap }
   }
@@ -269,6 +277,7 @@ export class ClientGuard extends DurableObject<Env> {
   // Reports after the call: reconciles what was reserved with what was used,
   // feeds the detectors, rescores the client and escalates its action.
   async settle(request: SettleRequest): Promise<{ risk: number; action: GuardAction; escalated: boolean }> {
+    await this.observing
     const now = request.now ?? Date.now()
     const policy = this.policyFor(request.policy)
     const held = this.ctx.storage.sql
@@ -294,6 +303,22 @@ export class ClientGuard extends DurableObject<Env> {
       return { risk: this.meta.risk, action: this.meta.action, escalated: false }
     }
     return this.observe(request.client, request.model, request.report, policy, now)
+  }
+
+  // Observes a call once this turn has answered (a timer, so the answer is
+  // on its way first), after any observation still running. A failure is
+  // logged and the calls after go on: the detectors' state is already
+  // updated in memory when the writes that can fail (the escalation's event
+  // and alert in D1, the client list) run, and the call it came with has
+  // already been answered.
+  private observeAfterAnswer(client: ClientIdentity, model: string, report: LlmReport | ClassifierReport, policy: GuardPolicy, now: number): void {
+    this.observing = this.observing
+      .then(() => new Promise<void>((resolve) => setTimeout(resolve, 0)))
+      .then(() => this.observe(client, model, report, policy, now))
+      .then(
+        () => undefined,
+        (error: unknown) => console.error(JSON.stringify({ level: 'error', message: `guard observation failed: ${String(error)}` })),
+      )
   }
 
   // Feeds the detectors, rescores the client and escalates its action.
@@ -431,7 +456,12 @@ export class ClientGuard extends DurableObject<Env> {
     return signals + JSON.stringify(this.meta).length
   }
 
-  view(now = Date.now()): ClientView {
+  async view(now = Date.now()): Promise<ClientView> {
+    await this.observing
+    return this.currentView(now)
+  }
+
+  private currentView(now: number): ClientView {
     const identity = this.meta.identity
     return {
       client_id: identity ? clientId(identity) : '',
@@ -447,25 +477,28 @@ export class ClientGuard extends DurableObject<Env> {
   }
 
   async setPolicy(client: ClientIdentity, policy: GuardPolicyInput): Promise<void> {
+    await this.observing
     this.meta.identity ??= client
     this.meta.keyPolicy = policy
     this.saveMeta()
   }
 
-  keyPolicy(): GuardPolicyInput {
+  async keyPolicy(): Promise<GuardPolicyInput> {
+    await this.observing
     return this.meta.keyPolicy
   }
 
   // An admin's reset: the client starts over (signals, risk, action); its
   // limits and what it has used today stay.
   async reset(client: ClientIdentity, now = Date.now()): Promise<ClientView> {
+    await this.observing
     this.meta.identity ??= client
     const previous = this.meta.action
     this.clearSignals()
     this.meta = { ...this.meta, action: 'observe', actionSince: null, risk: 0, signals: [], volume: null }
     this.saveMeta()
     await this.recordEvent('reset', previous, null, now)
-    return this.view(now)
+    return this.currentView(now)
   }
 
   private async recordEvent(type: 'escalated' | 'reset', previous: GuardAction, model: string | null, now: number): Promise<void> {
@@ -539,6 +572,7 @@ export class ClientGuard extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    await this.observing
     // A fired alarm is no longer set; what this run needs next it sets again.
     this.alarmAt = null
     const now = Date.now()
