@@ -1,6 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { env } from 'cloudflare:workers'
 import type { Env } from '../../src/edge/env.ts'
+import type { AdmitRequest } from '../../src/edge/guard/guard-protocol.ts'
 import { call, chatWith, completionResponse, createKey, createOwnerRoute, createTenant, json, keyIdOf, wrappedGuard, type Tenant } from './helpers.ts'
 
 // Under `admission: "overlap"` (the default) a client whose last admission
@@ -13,10 +14,12 @@ const GUARD_DELAY_MS = 40
 
 type Event = 'admitted' | 'upstream'
 
-// The guard binding, answering admissions GUARD_DELAY_MS late and logging when.
-function slowGuard(events: Event[]) {
-  return wrappedGuard(async (method, call) => {
+// The guard binding, answering admissions GUARD_DELAY_MS late and logging
+// when, and whether each asked the object to answer before observing.
+function slowGuard(events: Event[], observedAfterAnswer: boolean[] = []) {
+  return wrappedGuard(async (method, call, request) => {
     if (method === 'settle') return call()
+    observedAfterAnswer.push((request as AdmitRequest).observeAfterAnswer === true)
     await new Promise((resolve) => setTimeout(resolve, GUARD_DELAY_MS))
     const admission = await call()
     events.push('admitted')
@@ -56,7 +59,8 @@ describe('the guard around a proxied call', () => {
     const key = await createKey(tenant)
     const events: Event[] = []
     upstream(events)
-    const bindings = slowGuard(events)
+    const afterAnswer: boolean[] = []
+    const bindings = slowGuard(events, afterAnswer)
     const first = await chatWith(bindings, key, 'What is the capital of Norway?')
     expect(first.status).toBe(200)
     expect(events).toEqual(['admitted', 'upstream'])
@@ -65,6 +69,9 @@ describe('the guard around a proxied call', () => {
     expect(second.status).toBe(200)
     expect((await json(second)).choices[0].message.content).toBe('Bonjour.')
     expect(events).toEqual(['upstream', 'admitted'])
+    // Admitted first, the call waits: the object answers before it observes.
+    // Overlapped, the call already runs: it observes first.
+    expect(afterAnswer).toEqual([true, false])
   })
 
   it('answers a refusal of an overlapped call with the refusal, aborting the call, and admits the next one first', async () => {

@@ -138,7 +138,7 @@ it('keeps an action that cooled down at once, also when the call that finds it b
   expect(await storedAction(stub)).toBe('observe')
 })
 
-it('answers an admission before it observes the call, and has every later call and read wait for that observation', async () => {
+it('answers a caller that waits for it before it observes the call, a caller whose call runs after, and has every later call and read wait for the observation', async () => {
   const stub = env.CLIENT_GUARD.get(env.CLIENT_GUARD.idFromName('observe-after-answer')) as DurableObjectStub<ClientGuard>
   // The object's observation, held until the test lets it go, or failing.
   const prototype = ClientGuardClass.prototype as unknown as { observe: (...args: unknown[]) => Promise<unknown> }
@@ -159,7 +159,8 @@ it('answers an admission before it observes the call, and has every later call a
     return observe.apply(this, args)
   }
   try {
-    const admit = (prompt: string) => stub.admit({ client, model: 'held', policy: {}, tokens: 0, units: 0, report: { kind: 'llm', prompt } }) as Promise<Admission>
+    const admit = (prompt: string, observeAfterAnswer = true) =>
+      stub.admit({ client, model: 'held', policy: {}, tokens: 0, units: 0, report: { kind: 'llm', prompt }, observeAfterAnswer }) as Promise<Admission>
     // Answered while its observation is held.
     expect((await admit('What is the capital of Norway?')).outcome).toBe('allow')
     let read = false
@@ -174,12 +175,17 @@ it('answers an admission before it observes the call, and has every later call a
     expect((await next).outcome).toBe('allow')
     await stub.view()
     expect(observed).toEqual(['What is the capital of Norway?', 'And of Sweden?'])
-    // An observation that fails is logged; the calls after go on, observed.
+    // An observation after the answer that fails is logged; the calls after go on, observed.
     failNext = true
     expect((await admit('And of Finland?')).outcome).toBe('allow')
     expect((await admit('And of Denmark?')).outcome).toBe('allow')
     await stub.view()
     expect(observed).toEqual(['What is the capital of Norway?', 'And of Sweden?', 'And of Denmark?'])
+    // A caller whose call already runs is answered once its report is observed.
+    const inline = admit('And of Estonia?', false)
+    expect(observed).toHaveLength(3)
+    await expect(inline).resolves.toMatchObject({ outcome: 'allow' })
+    expect(observed).toEqual(['What is the capital of Norway?', 'And of Sweden?', 'And of Denmark?', 'And of Estonia?'])
   } finally {
     prototype.observe = observe
   }

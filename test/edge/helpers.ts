@@ -51,7 +51,7 @@ export async function chatStarted(bindings: Env, key: string, content: string, e
 
 // The bindings with the guard's objects wrapped: `around` runs each call the
 // edge makes to one (admit or settle) and returns its answer.
-export type GuardCall = (method: 'admit' | 'settle', call: () => Promise<unknown>) => Promise<unknown>
+export type GuardCall = (method: 'admit' | 'settle', call: () => Promise<unknown>, request: AdmitRequest | SettleRequest) => Promise<unknown>
 
 export function wrappedGuard(around: GuardCall): Env {
   const namespace = env.CLIENT_GUARD
@@ -62,8 +62,8 @@ export function wrappedGuard(around: GuardCall): Env {
       get: (id: DurableObjectId) => {
         const stub = namespace.get(id)
         return {
-          admit: (request: AdmitRequest) => around('admit', () => stub.admit(request)),
-          settle: (request: SettleRequest) => around('settle', () => stub.settle(request)),
+          admit: (request: AdmitRequest) => around('admit', () => stub.admit(request), request),
+          settle: (request: SettleRequest) => around('settle', () => stub.settle(request), request),
         }
       },
     },

@@ -266,10 +266,14 @@ export class ClientGuard extends DurableObject<Env> {
     if (!this.metaSaved || cooled) this.saveMeta()
     else this.metaDirty = true
     // Observed after the decision, as a report after the call would be: what
-    // this call shows acts from the next one on. So the admission answers
-    // first and the detectors run after it (with any write to D1 an
-    // escalation or the client list needs): the caller does not wait for them.
-    if (request.report) this.observeAfterAnswer(request.client, request.model, request.report, policy, now)
+    // this call shows acts from the next one on. A caller that waits for
+    // this answer before starting its call gets it first, and the detectors
+    // (with any write to D1 an escalation or the client list needs) run while
+    // its call does. A caller whose call already runs gets the answer after
+    // them: its upstream is still busy, and the work done now is not done in
+    // the middle of handling the answer (locally the object shares the
+    // Worker's thread).
+    if (request.report) await this.observeInTurn(request.client, request.model, request.report, policy, now, request.observeAfterAnswer === true)
     const masking = actionRank(action) >= actionRank('degrade') ? policy.degrade_masking : null
     return { outcome: 'allow', reservation, action, masking, risk, overlap }
   }
@@ -305,20 +309,24 @@ export class ClientGuard extends DurableObject<Env> {
     return this.observe(request.client, request.model, request.report, policy, now)
   }
 
-  // Observes a call once this turn has answered (a timer, so the answer is
-  // on its way first), after any observation still running. A failure is
-  // logged and the calls after go on: the detectors' state is already
-  // updated in memory when the writes that can fail (the escalation's event
-  // and alert in D1, the client list) run, and the call it came with has
-  // already been answered.
-  private observeAfterAnswer(client: ClientIdentity, model: string, report: LlmReport | ClassifierReport, policy: GuardPolicy, now: number): void {
-    this.observing = this.observing
-      .then(() => new Promise<void>((resolve) => setTimeout(resolve, 0)))
+  // Observes a call after any observation still running, now or (`later`)
+  // once this turn has answered (a timer, so the answer is on its way
+  // first). Now: a failure is the caller's, as any failure of the admission.
+  // Later: a failure is logged and the calls after go on; the detectors'
+  // state is already updated in memory when the writes that can fail (the
+  // escalation's event and alert in D1, the client list) run, and the call
+  // it came with has been answered.
+  private observeInTurn(client: ClientIdentity, model: string, report: LlmReport | ClassifierReport, policy: GuardPolicy, now: number, later: boolean): Promise<void> {
+    const run = this.observing
+      .then(() => (later ? new Promise<void>((resolve) => setTimeout(resolve, 0)) : undefined))
       .then(() => this.observe(client, model, report, policy, now))
-      .then(
-        () => undefined,
-        (error: unknown) => console.error(JSON.stringify({ level: 'error', message: `guard observation failed: ${String(error)}` })),
-      )
+    this.observing = run.then(
+      () => undefined,
+      (error: unknown) => {
+        if (later) console.error(JSON.stringify({ level: 'error', message: `guard observation failed: ${String(error)}` }))
+      },
+    )
+    return later ? Promise.resolve() : run.then(() => undefined)
   }
 
   // Feeds the detectors, rescores the client and escalates its action.

@@ -40,6 +40,9 @@ export type GuardBeforeInput = {
   // the policy sets no limit on tokens, units or concurrency, the ticket then
   // has no reservation and guardAfter makes no call.
   report?: LlmReport
+  // The call starts only once this admission answers: the report is observed
+  // after the answer, while the call runs (see AdmitRequest).
+  observeAfterAnswer?: boolean
 }
 
 export type GuardTicket = {
@@ -108,7 +111,14 @@ export async function guardBefore(c: Context<AppEnv>, input: GuardBeforeInput): 
   const units = checkedAmount(input.units, 'units')
   let admission
   try {
-    admission = await guardStub(c.env, client).admit({ client, model: input.model, policy, tokens, units, ...(input.report ? { report: input.report } : {}) })
+    admission = await guardStub(c.env, client).admit({
+      client,
+      model: input.model,
+      policy,
+      tokens,
+      units,
+      ...(input.report ? { report: input.report, observeAfterAnswer: input.observeAfterAnswer === true } : {}),
+    })
   } catch (cause) {
     if (parsed.data.fail_mode === 'closed') throw guardFailure(cause)
     return { client, model: input.model, policy, reservation: null, action: 'observe', masking: null, risk: 0, failedOpen: true, overlap: false }
@@ -179,7 +189,7 @@ export async function guardAround<T>(c: Context<AppEnv>, input: GuardBeforeInput
   const key = clearanceKey(c, input.model)
   // A policy that does not parse is a 400 from guardBefore, before any call starts.
   if (!cleared(key) || !checkPolicy(input.policy).success) {
-    const ticket = await guardBefore(c, input).catch((error: unknown) => {
+    const ticket = await guardBefore(c, { ...input, observeAfterAnswer: true }).catch((error: unknown) => {
       noteAdmission(key, null)
       throw error
     })

@@ -20,6 +20,10 @@ export type AdmitRequest = {
   // so the report after it only reconciles (and is not needed at all when the
   // policy sets no limit that reconciling could change).
   report?: LlmReport
+  // The caller waits for this answer before it starts its call: the report
+  // is then observed just after answering, while the call runs. Otherwise
+  // (the call already runs beside the admission) before answering.
+  observeAfterAnswer?: boolean
   now?: number
 }
 
