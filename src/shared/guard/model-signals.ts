@@ -5,7 +5,7 @@ import { createPradaState, DEFAULT_PRADA_OPTIONS, observePrada, type PradaOption
 import { createQueryHashingState, DEFAULT_QUERY_HASHING_OPTIONS, fingerprint, fingerprintFoldedText, foldForHashing, observeQueryHashes, recentMatches, type QueryHashingOptions, type QueryHashingState } from './query-hashing.ts'
 import { createRandomProjection } from './random-projection.ts'
 import { strengthAbove, strengthBelow, type SignalReading } from './risk-score.ts'
-import { createTemplateState, DEFAULT_TEMPLATE_OPTIONS, dominantTemplateShare, foldedTemplateSignature, observeSignature, type TemplateState } from './template-flood.ts'
+import { createTemplateState, DEFAULT_TEMPLATE_OPTIONS, dominantTemplateShare, observePrompt, type TemplateState } from './template-flood.ts'
 
 // Everything the guard remembers about one client's use of one model, and
 // how it reads as signals. Classifier routes feed inputs and answers (PRADA,
@@ -95,7 +95,7 @@ export function observeLlmRequest(signals: ModelSignals, options: SignalOptions,
   observeLogitBias(signals.logitBias, DEFAULT_LOGIT_BIAS_OPTIONS, observation.logitBias, observation.logprobs ?? false)
   // Both detectors read the prompt in NFKC and lower case: folded once.
   const folded = foldForHashing(observation.prompt)
-  observeSignature(signals.templates, DEFAULT_TEMPLATE_OPTIONS, foldedTemplateSignature(folded, DEFAULT_TEMPLATE_OPTIONS))
+  observePrompt(signals.templates, DEFAULT_TEMPLATE_OPTIONS, folded)
   observeQueryHashes(signals.hashing, options.hashing, fingerprintFoldedText(folded, options.hashing))
 }
 

@@ -19,12 +19,10 @@ export function createTemplateState(options: TemplateOptions): TemplateState {
   return { signatures: new Uint32Array(options.history), prompts: 0 }
 }
 
-export function templateSignature(prompt: string, options: TemplateOptions): number {
-  return foldedTemplateSignature(prompt.normalize('NFKC').toLowerCase(), options)
-}
-
-// templateSignature of a prompt already in NFKC and lower case.
-export function foldedTemplateSignature(folded: string, options: TemplateOptions): number {
+// The signature of a prompt already folded to NFKC and lower case
+// (foldForHashing: the near-duplicate detector reads it so too, and the
+// guard folds each prompt once for both).
+export function templateSignature(folded: string, options: TemplateOptions): number {
   const shape = folded
     .replace(/"[^"]*"|'[^']*'|`[^`]*`|“[^”]*”/g, '"_"')
     .replace(/\d+(?:[.,]\d+)*/g, '0')
@@ -34,12 +32,8 @@ export function foldedTemplateSignature(folded: string, options: TemplateOptions
   return hashString(`${shape.slice(0, options.edge)}\u0000${shape.slice(-options.edge)}`) || 1
 }
 
-export function observePrompt(state: TemplateState, options: TemplateOptions, prompt: string): void {
-  observeSignature(state, options, templateSignature(prompt, options))
-}
-
-export function observeSignature(state: TemplateState, options: TemplateOptions, signature: number): void {
-  state.signatures[state.prompts % options.history] = signature
+export function observePrompt(state: TemplateState, options: TemplateOptions, folded: string): void {
+  state.signatures[state.prompts % options.history] = templateSignature(folded, options)
   state.prompts++
 }
 

@@ -198,12 +198,12 @@ describe('LLM signals', () => {
 
   it('sees a templated flood and not varied prompts', () => {
     const flood = createTemplateState(DEFAULT_TEMPLATE_OPTIONS)
-    for (let i = 0; i < 64; i++) observePrompt(flood, DEFAULT_TEMPLATE_OPTIONS, `Classify the sentiment of the following review as positive or negative. Review: "${'great '.repeat(i % 5)}product number ${i}" Answer with one word only.`)
+    for (let i = 0; i < 64; i++) observePrompt(flood, DEFAULT_TEMPLATE_OPTIONS, foldForHashing(`Classify the sentiment of the following review as positive or negative. Review: "${'great '.repeat(i % 5)}product number ${i}" Answer with one word only.`))
     expect(dominantTemplateShare(flood, DEFAULT_TEMPLATE_OPTIONS)).toBe(1)
 
     const varied = createTemplateState(DEFAULT_TEMPLATE_OPTIONS)
     const words = ['why', 'is', 'the', 'sky', 'blue', 'how', 'do', 'I', 'bake', 'bread', 'write', 'a', 'poem', 'about', 'cats', 'explain', 'tcp']
-    for (let i = 0; i < 64; i++) observePrompt(varied, DEFAULT_TEMPLATE_OPTIONS, Array.from({ length: 12 }, () => words[Math.floor(random() * words.length)]).join(' '))
+    for (let i = 0; i < 64; i++) observePrompt(varied, DEFAULT_TEMPLATE_OPTIONS, foldForHashing(Array.from({ length: 12 }, () => words[Math.floor(random() * words.length)]).join(' ')))
     expect(dominantTemplateShare(varied, DEFAULT_TEMPLATE_OPTIONS)).toBeLessThan(0.1)
   })
 })
